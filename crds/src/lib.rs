@@ -1,0 +1,28 @@
+//! The Agentry API.
+//!
+//! This crate is the contract shared by the operator, the runtime, the Helm chart and users'
+//! manifests: the `Agent` custom resource (`agentry.dev/v1alpha1`) and the generator of its
+//! CustomResourceDefinition. Validation lives in the schema itself (types, bounds, patterns and
+//! CEL rules), so the API server refuses an invalid Agent before any controller sees it.
+
+pub mod agent;
+pub mod crd;
+pub mod limits;
+pub mod model;
+mod schema;
+pub mod tool;
+pub mod workload;
+
+pub use agent::{Agent, AgentSpec, AgentStatus, KeyRef, SystemPromptSource};
+pub use limits::{EffectiveLimits, Limits};
+pub use model::{Guardrail, GuardrailTrace, ModelSpec};
+pub use tool::{
+    AgentToolRef, HeaderValueSource, HttpHeader, HttpMethod, HttpTool, McpTool, ServiceRef, Tool,
+    ToolKind,
+};
+pub use workload::ServiceAccountSpec;
+
+/// The API group of every Agentry resource.
+pub const API_GROUP: &str = "agentry.dev";
+/// The served and stored API version.
+pub const API_VERSION: &str = "v1alpha1";

@@ -1,0 +1,246 @@
+//! Tools an Agent offers Claude: HTTP endpoints, other Agents, and MCP servers.
+//!
+//! Each tool sets exactly one kind. The rule is a CEL rule in the schema (so the API server
+//! refuses a tool with none or two), and [`Tool::kind`] gives code a typed view of it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::KeyRef;
+
+/// One tool Claude may call.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.http) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.mcp) ? 1 : 0) == 1",
+    "message": "a tool sets exactly one of http, agent or mcp",
+}]))]
+pub struct Tool {
+    /// Name Claude calls the tool by: 1 to 64 letters, digits, `_` or `-` (Bedrock's rule).
+    /// Unique within the Agent.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9_-]{1,64}$"))]
+    pub name: String,
+
+    /// What the tool does and when to use it. Claude reads this to decide whether to call the
+    /// tool, so say what it returns and what input it needs.
+    #[schemars(length(min = 1, max = 4096))]
+    pub description: String,
+
+    /// Call an HTTP endpoint (an in-cluster Service or a URL, such as an API Gateway stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpTool>,
+
+    /// Ask another Agent, reached through its Service's cluster DNS name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentToolRef>,
+
+    /// Offer the tools of a Model Context Protocol server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpTool>,
+}
+
+/// A typed view of the one kind a tool sets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ToolKind<'a> {
+    /// An HTTP tool.
+    Http(&'a HttpTool),
+    /// Another Agent.
+    Agent(&'a AgentToolRef),
+    /// An MCP server.
+    Mcp(&'a McpTool),
+}
+
+impl Tool {
+    /// The kind this tool sets, or `None` when it sets none or several (which the schema refuses).
+    pub fn kind(&self) -> Option<ToolKind<'_>> {
+        match (&self.http, &self.agent, &self.mcp) {
+            (Some(h), None, None) => Some(ToolKind::Http(h)),
+            (None, Some(a), None) => Some(ToolKind::Agent(a)),
+            (None, None, Some(m)) => Some(ToolKind::Mcp(m)),
+            _ => None,
+        }
+    }
+}
+
+/// An HTTP endpoint called with the tool input as its JSON body.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.url) != has(self.service)",
+    "message": "an http tool sets exactly one of url or service",
+}]))]
+pub struct HttpTool {
+    /// Absolute `http://` or `https://` URL of the endpoint, for example an API Gateway stage or a
+    /// Lambda function URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: Option<String>,
+
+    /// An in-cluster Service; the runtime calls `http://<name>.<namespace>.svc.cluster.local:<port><path>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+
+    /// HTTP method. Default `POST`. `GET` and `DELETE` send the input's top-level fields as query
+    /// parameters; the others send the input as a JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+
+    /// Headers sent with every call (at most 32), each a literal value or a Secret key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub headers: Vec<HttpHeader>,
+
+    /// Deadline of one call in seconds (1 to 3600). Default: `limits.toolTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<i32>,
+
+    /// JSON Schema of the tool's input, as Claude sees it, for example
+    /// `{type: object, properties: {city: {type: string}}, required: [city]}`.
+    /// Default: an object with no declared properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub input_schema: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// HTTP method of an http tool. Default `POST`. `GET` and `DELETE` send the input's top-level
+/// fields as query parameters; the others send the input as a JSON body.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// GET, input as query parameters.
+    Get,
+    /// POST, input as JSON body (the default).
+    #[default]
+    Post,
+    /// PUT, input as JSON body.
+    Put,
+    /// PATCH, input as JSON body.
+    Patch,
+    /// DELETE, input as query parameters.
+    Delete,
+}
+
+impl HttpMethod {
+    /// The method as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// A header of an http tool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.value) != has(self.valueFrom)",
+    "message": "a header sets exactly one of value or valueFrom",
+}]))]
+pub struct HttpHeader {
+    /// Header name, for example `x-api-key`.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    )]
+    pub name: String,
+
+    /// A literal value. Use `valueFrom` for anything secret: literal values are stored in the
+    /// Agent and in the runtime's ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8192))]
+    pub value: Option<String>,
+
+    /// Take the value from a Secret key. The value reaches the runtime pod as an environment
+    /// variable; the operator never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<HeaderValueSource>,
+}
+
+/// Where a header value comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderValueSource {
+    /// A key of a Secret in the Agent's namespace.
+    pub secret_key_ref: KeyRef,
+}
+
+/// A reference to an in-cluster Service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRef {
+    /// Name of the Service.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+
+    /// Namespace of the Service. Default: the Agent's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+
+    /// Service port (1 to 65535). Default 80.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+
+    /// Path on the Service, starting with `/`. Default `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/\S*$"))]
+    pub path: Option<String>,
+}
+
+/// Another Agent used as a tool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentToolRef {
+    /// Name of the Agent.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+
+    /// Namespace of the Agent. Default: this Agent's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+}
+
+/// A Model Context Protocol server whose tools are offered to Claude.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.url) != has(self.service)",
+    "message": "an mcp tool sets exactly one of url or service",
+}]))]
+pub struct McpTool {
+    /// Absolute `http://` or `https://` URL of the server's Streamable HTTP endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: Option<String>,
+
+    /// An in-cluster Service serving MCP over Streamable HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+
+    /// Names of the server's tools to offer (at most 128). Default: every tool the server lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 128),
+        inner(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9_-]{1,64}$"))
+    )]
+    pub allowed_tools: Option<Vec<String>>,
+}

@@ -1,0 +1,1 @@
+//! The Agentry operator: reconciles Agents into running, discoverable workloads.

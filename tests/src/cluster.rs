@@ -1,0 +1,111 @@
+//! A real cluster for the cluster suites: whatever `KUBECONFIG` names (kind, k3d, EKS).
+//!
+//! Without `KUBECONFIG` a suite prints why it skipped and passes; with it, a suite that cannot
+//! reach the cluster fails loudly rather than skipping, so a broken cluster is never mistaken
+//! for a green run.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, ResourceExt};
+
+/// Field manager of everything the suites apply.
+pub const FIELD_MANAGER: &str = "agentry-tests";
+
+/// Label on every namespace a suite creates, so leftovers of an interrupted run can be found:
+/// `kubectl delete ns -l agentry.dev/test=true`.
+pub const TEST_LABEL: &str = "agentry.dev/test";
+
+/// A client for the cluster `KUBECONFIG` names, or `None` (after printing why) when it is unset.
+///
+/// # Panics
+/// When `KUBECONFIG` is set but no client can be built from it.
+pub async fn client_or_skip(suite: &str) -> Option<Client> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        // Straight to stderr: libtest captures `eprintln!`, and the reason must show in a plain
+        // `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping cluster suite `{suite}`: KUBECONFIG is not set. Point it at a cluster \
+             (kind, k3d, EKS) to run it."
+        );
+        return None;
+    }
+    match Client::try_default().await {
+        Ok(client) => Some(client),
+        Err(e) => panic!("KUBECONFIG is set but no Kubernetes client could be built from it: {e}"),
+    }
+}
+
+/// A name unique to this run: `<prefix>-<hex>`.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{:x}",
+        (nanos as u64) ^ (u64::from(std::process::id()) << 40)
+    )
+    .chars()
+    .take(63)
+    .collect()
+}
+
+/// Server-side applies the generated Agent CRD and waits until the API server serves it.
+pub async fn install_agent_crd(client: &Client) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = agentry_crds::crd::agent_crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .map_err(|e| format!("applying the Agent CRD: {e}"))?;
+    let established = await_condition(crds, &name, conditions::is_crd_established());
+    match tokio::time::timeout(Duration::from_secs(60), established).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("waiting for the Agent CRD: {e}")),
+        Err(_) => Err("the Agent CRD was not Established within 60 s".into()),
+    }
+}
+
+/// A namespace that lives for one test. Call [`TestNamespace::delete`] at the end.
+pub struct TestNamespace {
+    /// The namespace's name.
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    /// Creates a uniquely named, labelled namespace.
+    pub async fn create(client: &Client, prefix: &str) -> Result<Self, String> {
+        let name = unique_name(prefix);
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {TEST_LABEL: "true"}}
+        }))
+        .map_err(|e| e.to_string())?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(|e| format!("creating namespace {name}: {e}"))?;
+        Ok(Self {
+            name,
+            client: client.clone(),
+        })
+    }
+
+    /// Deletes the namespace (and so everything in it).
+    pub async fn delete(self) {
+        let api: Api<Namespace> = Api::all(self.client);
+        if let Err(e) = api.delete(&self.name, &DeleteParams::background()).await {
+            eprintln!("could not delete test namespace {}: {e}", self.name);
+        }
+    }
+}

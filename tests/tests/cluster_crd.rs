@@ -1,0 +1,104 @@
+//! Cluster suite: the generated CRD on a real API server. It is Established, every example is
+//! accepted, every invalid case is refused with a message naming the field, the server adds no
+//! defaults to the spec beyond `replicas`, and the scale subresource works.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use agentry_crds::Agent;
+use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace};
+use agentry_tests::fixtures;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+
+fn resource_for(kind: &str) -> ApiResource {
+    match kind {
+        "Agent" => ApiResource::erase::<Agent>(&()),
+        "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
+        other => ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", other)),
+    }
+}
+
+async fn apply(client: &kube::Client, ns: &str, doc: &Value) -> Result<DynamicObject, kube::Error> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource_for(kind));
+    let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+    let mut doc = doc.clone();
+    doc["metadata"]["namespace"] = ns.into();
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&doc),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn generated_crd_accepts_the_examples_and_refuses_each_invalid_agent() {
+    let Some(client) = cluster::client_or_skip("cluster_crd").await else {
+        return;
+    };
+    cluster::install_agent_crd(&client)
+        .await
+        .expect("the CRD installs and is Established");
+    let ns = TestNamespace::create(&client, "agentry-crd")
+        .await
+        .expect("test namespace");
+    let mut failures = Vec::new();
+
+    for (file, doc) in fixtures::example_documents().expect("examples load") {
+        if let Err(e) = apply(&client, &ns.name, &doc).await {
+            failures.push(format!("{file} {}: refused: {e}", doc["metadata"]["name"]));
+        }
+    }
+
+    for case in fixtures::invalid_agent_cases().expect("cases load") {
+        match apply(&client, &ns.name, &case.agent).await {
+            Ok(_) => failures.push(format!("{}: accepted, should be refused", case.case)),
+            Err(kube::Error::Api(status)) => {
+                let named = case
+                    .expect
+                    .iter()
+                    .all(|want| status.message.contains(want.as_str()));
+                if status.code != 422 || !named {
+                    failures.push(format!(
+                        "{}: refused with {} but the message lacks {:?}: {}",
+                        case.case, status.code, case.expect, status.message
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{}: transport error: {e}", case.case)),
+        }
+    }
+
+    // The server fills in replicas (the scale subresource needs it) and nothing else, so a
+    // GitOps tool comparing its manifest sees no drift.
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &ns.name);
+    match agents.get("hello").await {
+        Ok(hello) => {
+            let spec = serde_json::to_value(&hello.spec).unwrap();
+            let keys: Vec<&String> = spec.as_object().unwrap().keys().collect();
+            if keys != ["model", "replicas", "systemPrompt"] || hello.spec.replicas != 1 {
+                failures.push(format!("server-side defaults changed the spec: {spec}"));
+            }
+        }
+        Err(e) => failures.push(format!("reading back the minimal Agent: {e}")),
+    }
+
+    match agents.get_scale("hello").await {
+        Ok(scale) => {
+            if scale.spec.and_then(|s| s.replicas) != Some(1) {
+                failures.push("the scale subresource does not report spec.replicas".into());
+            }
+        }
+        Err(e) => failures.push(format!("the scale subresource: {e}")),
+    }
+
+    ns.delete().await;
+    assert!(
+        failures.is_empty(),
+        "cluster CRD suite:\n{}",
+        failures.join("\n")
+    );
+}
