@@ -9,6 +9,7 @@ pub mod agent;
 pub mod crd;
 pub mod limits;
 pub mod model;
+pub mod runtime_config;
 mod schema;
 pub mod tool;
 pub mod workload;

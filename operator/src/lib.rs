@@ -1,1 +1,169 @@
 //! The Agentry operator: reconciles Agents into running, discoverable workloads.
+//!
+//! [`run`] is the whole process: metrics and health endpoints, waiting for the Agent CRD,
+//! leader election, and one [`controller`] per watched namespace (or one for all). Each
+//! reconcile is the pipeline described in [`reconcile`].
+
+pub mod apply;
+pub mod build;
+pub mod config;
+pub mod controller;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod resolve;
+pub mod status;
+pub mod telemetry;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use kube::runtime::wait::{await_condition, conditions};
+
+use crate::config::OperatorConfig;
+use crate::controller::ControllerSettings;
+use crate::leader::{LeaderElector, LeaderError};
+
+/// An error and its whole chain of sources, on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No Kubernetes client could be configured (no kubeconfig, not in a cluster).
+    #[error("configuring the Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// Waiting for the Agent CRD failed.
+    #[error(
+        "waiting for the Agent CRD {0} (install it with the Helm chart, or `kubectl apply --server-side -f charts/agentry/crds/`)"
+    )]
+    Crd(String, #[source] kube::runtime::wait::Error),
+    /// Leader election failed or the Lease was lost.
+    #[error("leader election")]
+    Leader(#[from] LeaderError),
+    /// The metrics and health endpoints could not be served.
+    #[error("serving metrics and health endpoints")]
+    Http(#[source] std::io::Error),
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn wait_for_crd(client: &kube::Client) -> Result<(), RunError> {
+    let name = "agents.agentry.dev";
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut logged = false;
+    loop {
+        let check = await_condition(crds.clone(), name, conditions::is_crd_established());
+        match tokio::time::timeout(Duration::from_secs(10), check).await {
+            Ok(Ok(_)) => {
+                tracing::info!(crd = name, "the Agent CRD is established");
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(RunError::Crd(name.into(), e)),
+            Err(_) if !logged => {
+                tracing::warn!(
+                    crd = name,
+                    "waiting for the Agent CRD to be established; is it installed?"
+                );
+                logged = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn identity(config: &OperatorConfig) -> String {
+    config
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("agentry-operator-{}", std::process::id()))
+}
+
+/// Runs the operator until SIGTERM (`Ok`) or a fatal error.
+pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(RunError::Client)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let health = Arc::new(http::Health::default());
+    let server = http::serve(config.listen, metrics.clone(), health.clone());
+    tokio::pin!(server);
+
+    let startup = async {
+        wait_for_crd(&client).await?;
+        health.set_ready();
+        let identity = identity(&config);
+        let elector = if config.leader_election {
+            let namespace = config
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".into());
+            let elector =
+                LeaderElector::new(client.clone(), &namespace, &config.lease_name, &identity);
+            elector.acquire().await?;
+            Some(elector)
+        } else {
+            None
+        };
+        Ok::<_, RunError>((identity, elector))
+    };
+    let (identity, elector) = tokio::select! {
+        r = startup => r?,
+        r = &mut server => return r.map_err(RunError::Http),
+        _ = terminated() => return Ok(()),
+    };
+
+    let namespaces = config.watched_namespaces();
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let controllers = futures::future::join_all(scopes.into_iter().map(|namespace| {
+        let settings = ControllerSettings {
+            namespace,
+            runtime_image: config.runtime_image.clone(),
+            identity: identity.clone(),
+        };
+        controller::run(client.clone(), settings, metrics.clone())
+    }));
+    let lost = async {
+        match &elector {
+            Some(e) => e.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = controllers => Ok(()),
+        e = lost => Err(RunError::Leader(e)),
+        r = &mut server => r.map_err(RunError::Http),
+    }
+}

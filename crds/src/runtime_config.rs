@@ -1,0 +1,284 @@
+//! The runtime configuration: what the operator writes into an Agent's ConfigMap and the runtime
+//! reads at start. It is the Agent with every reference resolved (Service and Agent tools become
+//! URLs, `systemPromptFrom` becomes text) and every default applied.
+//!
+//! The format is versioned by [`RuntimeConfig::api_version`]. A runtime refuses a version it
+//! does not know with a message that says which one it understands, so an operator newer than
+//! its runtime image fails loudly instead of running half-understood tools.
+//!
+//! Secret values never appear here: a header taken from a Secret is named by the environment
+//! variable ([`HeaderConfig::value_from_env`]) the Deployment fills from the Secret key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::EffectiveLimits;
+use crate::model::GuardrailTrace;
+use crate::tool::HttpMethod;
+
+/// The one config version this build writes and reads.
+pub const RUNTIME_CONFIG_API_VERSION: &str = "agentry.dev/runtime-config/v1";
+
+/// Key of the configuration in the Agent's ConfigMap; also the file name in the pod.
+pub const RUNTIME_CONFIG_KEY: &str = "config.json";
+
+/// Everything the runtime needs to serve one Agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Format version, [`RUNTIME_CONFIG_API_VERSION`].
+    pub api_version: String,
+    /// The Agent this configuration serves.
+    pub agent: AgentIdentity,
+    /// Model and inference settings.
+    pub model: ModelConfig,
+    /// The resolved system prompt.
+    pub system_prompt: String,
+    /// Limits with defaults applied.
+    pub limits: EffectiveLimits,
+    /// Tools with resolved endpoints.
+    #[serde(default)]
+    pub tools: Vec<ToolConfig>,
+}
+
+/// Name and namespace of the Agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentIdentity {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+}
+
+/// Model and inference settings, as in the Agent's `spec.model`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Bedrock model id, inference profile id or ARN.
+    pub id: String,
+    /// AWS region; `None` means the AWS default chain decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Most tokens per reply.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_sequences: Vec<String>,
+    /// Guardrail applied to every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<GuardrailConfig>,
+    /// Whether to place prompt cache points after the system prompt and the tools.
+    #[serde(default)]
+    pub prompt_caching: bool,
+}
+
+/// Default `maxTokens` when the Agent sets none.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// A Bedrock guardrail.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuardrailConfig {
+    /// Guardrail identifier or ARN.
+    pub identifier: String,
+    /// Guardrail version.
+    pub version: String,
+    /// Trace setting; `None` is Bedrock's default (disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<GuardrailTrace>,
+}
+
+/// One tool with its endpoint resolved.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolConfig {
+    /// Name Claude calls it by.
+    pub name: String,
+    /// Description Claude reads.
+    pub description: String,
+    /// What calling it does.
+    pub kind: ToolKindConfig,
+}
+
+/// The resolved kind of a tool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum ToolKindConfig {
+    /// Call an HTTP endpoint.
+    Http(HttpToolConfig),
+    /// Invoke another Agent's `/v1/invoke`.
+    Agent(AgentToolConfig),
+    /// Use the tools of an MCP server.
+    Mcp(McpToolConfig),
+}
+
+/// A resolved http tool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpToolConfig {
+    /// Absolute URL.
+    pub url: String,
+    /// HTTP method.
+    pub method: HttpMethod,
+    /// Headers sent with every call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderConfig>,
+    /// Deadline of one call.
+    pub timeout_seconds: u32,
+    /// JSON Schema of the input.
+    pub input_schema: serde_json::Value,
+}
+
+/// A header: a literal value, or the environment variable holding a Secret's value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderConfig {
+    /// Header name.
+    pub name: String,
+    /// Literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Environment variable that holds the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from_env: Option<String>,
+}
+
+/// A resolved agent tool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentToolConfig {
+    /// Base URL of the other Agent, `http://<name>.<namespace>.svc.cluster.local`.
+    pub url: String,
+    /// Deadline of one call.
+    pub timeout_seconds: u32,
+}
+
+/// A resolved MCP server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McpToolConfig {
+    /// URL of the Streamable HTTP endpoint.
+    pub url: String,
+    /// Tools to offer; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tools: Vec<String>,
+    /// Deadline of one call.
+    pub timeout_seconds: u32,
+}
+
+/// Why a runtime configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is not a configuration; the message names the field.
+    #[error("invalid runtime configuration: {0}")]
+    Parse(String),
+    /// A version this build does not understand.
+    #[error(
+        "runtime configuration version {found:?} is not supported: this runtime understands \
+         {RUNTIME_CONFIG_API_VERSION:?}; run a runtime image that matches the operator"
+    )]
+    UnsupportedVersion {
+        /// The version found.
+        found: String,
+    },
+}
+
+impl RuntimeConfig {
+    /// Parses a configuration, checking its version before anything else so an unknown version
+    /// gets the version message rather than a confusing field error.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Versioned {
+            api_version: Option<String>,
+        }
+        let versioned: Versioned =
+            serde_json::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        match versioned.api_version.as_deref() {
+            Some(RUNTIME_CONFIG_API_VERSION) => {}
+            Some(other) => {
+                return Err(ConfigError::UnsupportedVersion {
+                    found: other.to_string(),
+                });
+            }
+            None => return Err(ConfigError::Parse("missing field `apiVersion`".into())),
+        }
+        serde_json::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// The configuration as the JSON the ConfigMap holds. Field order is fixed, so equal
+    /// configurations give equal text (and equal hashes).
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs, strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RuntimeConfig {
+        RuntimeConfig {
+            api_version: RUNTIME_CONFIG_API_VERSION.into(),
+            agent: AgentIdentity {
+                name: "weather".into(),
+                namespace: "demo".into(),
+            },
+            model: ModelConfig {
+                id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+                region: None,
+                max_tokens: DEFAULT_MAX_TOKENS,
+                temperature: Some(0.2),
+                top_p: None,
+                stop_sequences: vec![],
+                guardrail: None,
+                prompt_caching: false,
+            },
+            system_prompt: "You help.".into(),
+            limits: EffectiveLimits::default(),
+            tools: vec![ToolConfig {
+                name: "ask".into(),
+                description: "Ask travel.".into(),
+                kind: ToolKindConfig::Agent(AgentToolConfig {
+                    url: "http://travel.demo.svc.cluster.local".into(),
+                    timeout_seconds: 30,
+                }),
+            }],
+        }
+    }
+
+    #[test]
+    fn config_round_trips_through_its_json() {
+        let c = sample();
+        assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_version_is_refused_with_the_supported_one_named() {
+        let text = sample()
+            .to_json()
+            .replace("runtime-config/v1", "runtime-config/v9");
+        let err = RuntimeConfig::from_json(&text).unwrap_err().to_string();
+        assert!(err.contains("agentry.dev/runtime-config/v9"), "{err}");
+        assert!(
+            err.contains("understands \"agentry.dev/runtime-config/v1\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_name() {
+        let text = sample()
+            .to_json()
+            .replacen("\"systemPrompt\"", "\"systemPromt\"", 1);
+        let err = RuntimeConfig::from_json(&text).unwrap_err().to_string();
+        assert!(err.contains("systemPromt"), "{err}");
+    }
+}

@@ -1,0 +1,43 @@
+//! The Agent's ConfigMap `<agent>-config`: the runtime configuration under one key.
+
+use std::collections::BTreeMap;
+
+use agentry_crds::runtime_config::{RUNTIME_CONFIG_KEY, RuntimeConfig};
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{child_meta, config_map_name};
+use crate::validate::ValidatedAgent;
+
+/// The ConfigMap holding `config` as JSON.
+pub fn config_map(agent: &ValidatedAgent, config: &RuntimeConfig) -> ConfigMap {
+    ConfigMap {
+        metadata: child_meta(agent, config_map_name(&agent.name)),
+        data: Some(BTreeMap::from([(
+            RUNTIME_CONFIG_KEY.to_string(),
+            config.to_json(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::{WEATHER, validated};
+    use crate::build::runtime_config::runtime_config;
+
+    #[test]
+    fn config_map_holds_the_runtime_config_the_runtime_can_parse() {
+        let a = validated(WEATHER);
+        let cm = config_map(&a, &runtime_config(&a, "prompt"));
+        assert_eq!(cm.metadata.name.as_deref(), Some("weather-config"));
+        assert_eq!(
+            cm.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "7f3a-uid"
+        );
+        let text = &cm.data.unwrap()["config.json"];
+        let parsed = RuntimeConfig::from_json(text).unwrap();
+        assert_eq!(parsed.system_prompt, "prompt");
+        assert_eq!(parsed.agent.namespace, "demo");
+    }
+}

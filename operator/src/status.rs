@@ -1,0 +1,457 @@
+//! Step 4 of reconcile: the Agent's status. Conditions `Ready`, `ToolsResolved`, `Progressing`
+//! and `Degraded`, each with `observedGeneration`; `lastTransitionTime` moves only when a
+//! condition's status flips; the status is written only when it changed.
+
+use agentry_crds::{Agent, AgentStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::apply::FIELD_MANAGER;
+use crate::build::{agent_url, labels};
+use crate::resolve::Problem;
+
+/// Condition types.
+pub mod types {
+    /// The Agent serves requests: its Deployment has the desired replicas available.
+    pub const READY: &str = "Ready";
+    /// Every tool target and the system prompt source exist.
+    pub const TOOLS_RESOLVED: &str = "ToolsResolved";
+    /// The Deployment is rolling out (mirrors its `Progressing` condition).
+    pub const PROGRESSING: &str = "Progressing";
+    /// The Deployment cannot make progress (pods failing, deadline exceeded).
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// What the status is computed from.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The Agent as the controller saw it.
+    pub agent: &'a Agent,
+    /// The live Deployment, if there is one.
+    pub deployment: Option<&'a Deployment>,
+    /// What resolve could not find.
+    pub problems: &'a [Problem],
+    /// When the spec is invalid: its reason and message (no children are written).
+    pub invalid: Option<(&'static str, String)>,
+}
+
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    }
+}
+
+fn deployment_condition<'a>(
+    d: &'a Deployment,
+    type_: &str,
+) -> Option<&'a k8s_openapi::api::apps::v1::DeploymentCondition> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn ready(o: &Observed<'_>, generation: Option<i64>, now: &Time) -> Condition {
+    let desired = o.agent.spec.replicas;
+    if let Some((reason, message)) = &o.invalid {
+        return condition(
+            types::READY,
+            false,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        );
+    }
+    let Some(d) = o.deployment else {
+        let message = match o.problems.first() {
+            Some(p) => format!("the runtime Deployment is not created yet: {}", p.message),
+            None => "the runtime Deployment is not created yet".into(),
+        };
+        return condition(
+            types::READY,
+            false,
+            "DeploymentMissing",
+            message,
+            generation,
+            now,
+        );
+    };
+    let status = d.status.clone().unwrap_or_default();
+    let current = status.observed_generation >= d.metadata.generation;
+    let available = status.available_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    if desired == 0 {
+        return condition(
+            types::READY,
+            true,
+            "ScaledToZero",
+            "replicas is 0: the Agent is deployed but serves no requests until scaled up".into(),
+            generation,
+            now,
+        );
+    }
+    if current && available >= desired && updated >= desired {
+        let message = format!("{available}/{desired} runtime pods available");
+        return condition(types::READY, true, "Available", message, generation, now);
+    }
+    let message = format!("{available}/{desired} runtime pods available, {updated} up to date");
+    condition(
+        types::READY,
+        false,
+        "RolloutInProgress",
+        message,
+        generation,
+        now,
+    )
+}
+
+fn tools_resolved(o: &Observed<'_>, generation: Option<i64>, now: &Time) -> Condition {
+    match o.problems.first() {
+        None => {
+            let n = o.agent.spec.tools.len();
+            condition(
+                types::TOOLS_RESOLVED,
+                true,
+                "Resolved",
+                format!("{n} tools, every target found"),
+                generation,
+                now,
+            )
+        }
+        Some(first) => {
+            let message = o
+                .problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            condition(
+                types::TOOLS_RESOLVED,
+                false,
+                first.reason,
+                message,
+                generation,
+                now,
+            )
+        }
+    }
+}
+
+fn progressing_and_degraded(
+    o: &Observed<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let Some(d) = o.deployment else { return vec![] };
+    let mut out = Vec::new();
+    let progressing = deployment_condition(d, "Progressing");
+    if let Some(p) = progressing {
+        out.push(condition(
+            types::PROGRESSING,
+            p.status == "True",
+            p.reason.as_deref().unwrap_or("Unknown"),
+            p.message.clone().unwrap_or_default(),
+            generation,
+            now,
+        ));
+    }
+    let failure = deployment_condition(d, "ReplicaFailure").filter(|c| c.status == "True");
+    let stalled = progressing.filter(|p| p.status == "False");
+    out.push(match (failure, stalled) {
+        (Some(f), _) | (None, Some(f)) => condition(
+            types::DEGRADED,
+            true,
+            f.reason.as_deref().unwrap_or("DeploymentFailing"),
+            f.message.clone().unwrap_or_default(),
+            generation,
+            now,
+        ),
+        (None, None) => condition(
+            types::DEGRADED,
+            false,
+            "AsExpected",
+            "the runtime Deployment reports no failure".into(),
+            generation,
+            now,
+        ),
+    });
+    out
+}
+
+/// Keeps the previous `lastTransitionTime` of every condition whose status did not flip.
+fn keep_transition_times(conditions: &mut [Condition], previous: &[Condition]) {
+    for c in conditions {
+        if let Some(p) = previous
+            .iter()
+            .find(|p| p.type_ == c.type_ && p.status == c.status)
+        {
+            c.last_transition_time = p.last_transition_time.clone();
+        }
+    }
+}
+
+/// The status the Agent should have. Pure: `now` is only used for conditions that flipped.
+pub fn desired_status(o: &Observed<'_>, now: &Time) -> AgentStatus {
+    let agent = o.agent;
+    let generation = agent.metadata.generation;
+    let name = agent.name_any();
+    let namespace = agent.namespace().unwrap_or_default();
+    let mut conditions = vec![ready(o, generation, now)];
+    if o.invalid.is_none() {
+        conditions.push(tools_resolved(o, generation, now));
+        conditions.extend(progressing_and_degraded(o, generation, now));
+    }
+    let previous = agent
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    keep_transition_times(&mut conditions, previous);
+    let dstatus = o.deployment.and_then(|d| d.status.as_ref());
+    AgentStatus {
+        observed_generation: generation,
+        conditions,
+        endpoint: o.invalid.is_none().then(|| agent_url(&name, &namespace)),
+        replicas: Some(dstatus.and_then(|s| s.replicas).unwrap_or(0)),
+        ready_replicas: Some(dstatus.and_then(|s| s.ready_replicas).unwrap_or(0)),
+        selector: Some(labels::selector_string(&name)),
+    }
+}
+
+/// Writes `status` to the Agent's status subresource, unless it is what the Agent already has.
+/// Returns whether it wrote.
+pub async fn write_status(
+    client: &kube::Client,
+    agent: &Agent,
+    status: AgentStatus,
+) -> Result<bool, kube::Error> {
+    if agent.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let api: Api<Agent> = Api::namespaced(client.clone(), &agent.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "agentry.dev/v1alpha1",
+        "kind": "Agent",
+        "status": status,
+    });
+    api.patch_status(
+        &agent.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::{WEATHER, agent};
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().unwrap())
+    }
+
+    fn deployment(available: i32, updated: i32, generation: i64, observed: i64) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "weather", "generation": generation},
+            "status": {"replicas": 2, "readyReplicas": available, "availableReplicas": available,
+                       "updatedReplicas": updated, "observedGeneration": observed,
+                       "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "ok"}]}
+        }))
+        .unwrap()
+    }
+
+    fn cond<'a>(s: &'a AgentStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn ready_when_the_deployment_has_every_desired_replica_available() {
+        let a = agent(WEATHER);
+        let d = deployment(2, 2, 3, 3);
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&d),
+                problems: &[],
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "Ready").message, "2/2 runtime pods available");
+        assert_eq!(cond(&s, "Ready").observed_generation, Some(2));
+        assert_eq!(
+            s.endpoint.as_deref(),
+            Some("http://weather.demo.svc.cluster.local")
+        );
+        assert_eq!((s.replicas, s.ready_replicas), (Some(2), Some(2)));
+        assert_eq!(
+            s.selector.as_deref(),
+            Some("agentry.dev/agent=weather,app.kubernetes.io/name=agentry-agent")
+        );
+        assert_eq!(cond(&s, "Degraded").status, "False");
+        assert_eq!(cond(&s, "Progressing").reason, "NewReplicaSetAvailable");
+    }
+
+    #[test]
+    fn not_ready_while_the_deployment_has_not_observed_its_latest_generation() {
+        let a = agent(WEATHER);
+        let d = deployment(2, 2, 4, 3);
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&d),
+                problems: &[],
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(cond(&s, "Ready").reason, "RolloutInProgress");
+    }
+
+    #[test]
+    fn missing_tool_target_gives_tools_resolved_false_with_reason_and_message() {
+        let a = agent(WEATHER);
+        let problems = [Problem {
+            reason: "AgentNotFound",
+            message: "tool ask_travel_agent: Agent demo/travel not found".into(),
+        }];
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: None,
+                problems: &problems,
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        let c = cond(&s, "ToolsResolved");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "AgentNotFound")
+        );
+        assert!(c.message.contains("demo/travel"));
+        assert_eq!(cond(&s, "Ready").reason, "DeploymentMissing");
+    }
+
+    #[test]
+    fn last_transition_time_moves_only_when_the_status_flips() {
+        let mut a = agent(WEATHER);
+        let d = deployment(2, 2, 3, 3);
+        let t1 = time("2026-01-01T00:00:00Z");
+        let first = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&d),
+                problems: &[],
+                invalid: None,
+            },
+            &t1,
+        );
+        a.status = Some(first.clone());
+        let t2 = time("2026-01-01T01:00:00Z");
+        let same = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&d),
+                problems: &[],
+                invalid: None,
+            },
+            &t2,
+        );
+        assert_eq!(
+            same, first,
+            "nothing changed, so the status is identical and no write follows"
+        );
+        let down = deployment(1, 2, 3, 3);
+        let flipped = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&down),
+                problems: &[],
+                invalid: None,
+            },
+            &t2,
+        );
+        assert_eq!(cond(&flipped, "Ready").last_transition_time, t2);
+        assert_eq!(cond(&flipped, "ToolsResolved").last_transition_time, t1);
+    }
+
+    #[test]
+    fn replica_failure_makes_the_agent_degraded() {
+        let a = agent(WEATHER);
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "weather", "generation": 1},
+            "status": {"observedGeneration": 1, "conditions": [
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "pods \"weather-1\" is forbidden: exceeded quota"}]}
+        })).unwrap();
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&d),
+                problems: &[],
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        let c = cond(&s, "Degraded");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "FailedCreate")
+        );
+        assert!(c.message.contains("exceeded quota"));
+    }
+
+    #[test]
+    fn an_invalid_agent_reports_only_ready_false_with_the_reason_and_no_endpoint() {
+        let a = agent(WEATHER);
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: None,
+                problems: &[],
+                invalid: Some(("InvalidName", "bad".into())),
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(s.conditions.len(), 1);
+        assert_eq!(s.conditions[0].reason, "InvalidName");
+        assert!(s.endpoint.is_none());
+    }
+
+    #[test]
+    fn scaled_to_zero_is_ready() {
+        let a = agent(&WEATHER.replace("replicas: 2", "replicas: 0"));
+        let d = deployment(0, 0, 1, 1);
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&d),
+                problems: &[],
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(cond(&s, "Ready").reason, "ScaledToZero");
+    }
+}
