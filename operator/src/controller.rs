@@ -99,6 +99,14 @@ fn prompt_referrers(agents: &Store<Agent>, namespace: &str, name: &str) -> Vec<O
         .collect()
 }
 
+/// How long the controller waits for more events about an Agent before reconciling it.
+pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Most reconciles running at once. Reconciles wait on the API server, so a few per core keep
+/// it busy; unbounded, a start-up over thousands of Agents holds every one's intermediate
+/// objects at once and the heap never shrinks back.
+pub const CONCURRENCY: u16 = 16;
+
 /// Settings of one controller.
 pub struct ControllerSettings {
     /// Namespace to watch, or `None` for all.
@@ -112,7 +120,15 @@ pub struct ControllerSettings {
 /// Runs one controller until SIGTERM or Ctrl-C, then finishes in-flight reconciles and returns.
 pub async fn run(client: kube::Client, settings: ControllerSettings, metrics: Arc<Metrics>) {
     let ns = settings.namespace.as_deref();
-    let controller = Controller::new(api::<Agent>(&client, ns), watcher::Config::default());
+    // Debounce: the watch events of our own writes (a child created, the status written) arrive
+    // right after them; coalescing them means the next reconcile sees warm caches instead of
+    // repeating writes the cache has not caught up with.
+    let controller = Controller::new(api::<Agent>(&client, ns), watcher::Config::default())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(DEBOUNCE)
+                .concurrency(CONCURRENCY),
+        );
     let agents = controller.store();
 
     let (deployments, deployment_stream) = child_watch::<Deployment>(&client, ns);
