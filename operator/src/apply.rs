@@ -30,6 +30,16 @@ pub enum ApplyError {
         /// The API error.
         source: kube::Error,
     },
+    /// Reading a child to compare it failed.
+    #[error("reading {kind} {name}")]
+    Read {
+        /// Kind of the child.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
     /// Deleting a child that is no longer wanted failed.
     #[error("deleting {kind} {name}")]
     Delete {
@@ -70,43 +80,203 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
-/// Applies `desired` unless the cached live object already matches it. Returns the live object.
-pub async fn apply_child<K>(
+/// A kind of child, and how to tell that a live one changed since Agentry wrote it.
+pub trait Child:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// Kinds whose status is written by another controller (Deployment, PodDisruptionBudget)
+    /// are versioned by `metadata.generation`, which only spec changes bump; the others by
+    /// `metadata.resourceVersion`.
+    const BY_GENERATION: bool;
+
+    /// Drops what the cache does not need, keeping identity, versions, owner references (and
+    /// a Deployment's status). Keeps the operator small with thousands of children.
+    fn compact(&mut self);
+}
+
+/// The version a live child has, in the sense of [`Child::BY_GENERATION`].
+pub fn version_of<K: Child>(live: &K) -> String {
+    let meta = live.meta();
+    if K::BY_GENERATION {
+        meta.generation.map(|g| g.to_string()).unwrap_or_default()
+    } else {
+        meta.resource_version.clone().unwrap_or_default()
+    }
+}
+
+/// What Agentry last wrote to one child: the hash of the desired object, and the version the
+/// write produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Written {
+    hash: String,
+    version: String,
+}
+
+/// Per-kind records of what Agentry wrote, so an unchanged child costs neither a write nor a
+/// read. Lost on restart, after which each child is read once and compared in full.
+#[derive(Default)]
+pub struct WriteLog {
+    written: std::sync::Mutex<std::collections::HashMap<(String, String, String), Written>>,
+}
+
+impl WriteLog {
+    fn get(&self, key: &(String, String, String)) -> Option<Written> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: (String, String, String), written: Written) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, written);
+    }
+
+    /// Forgets every record of children in `namespace` named `names` (the Agent is gone).
+    pub fn forget(&self, namespace: &str, names: &[String]) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, ns, name), _| ns != namespace || !names.contains(name));
+    }
+}
+
+/// Applies `desired` unless it is known to be live already. Returns the live object (compacted
+/// when it came from the cache).
+///
+/// Known live: the record of our last write has the same hash as `desired` and the cached
+/// child still has the version that write produced. Otherwise the live object is read and
+/// compared field by field ([`needs_apply`]); only a difference leads to a write.
+pub async fn apply_child<K: Child>(
     client: &kube::Client,
     cache: &Store<K>,
+    log: &WriteLog,
     desired: &K,
-) -> Result<K, ApplyError>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
+) -> Result<K, ApplyError> {
     let name = desired.name_any();
     let namespace = desired.namespace().unwrap_or_default();
-    if let Some(live) = cache.get(&ObjectRef::new(&name).within(&namespace)) {
-        let d = serde_json::to_value(desired).unwrap_or_default();
-        let o = serde_json::to_value(live.as_ref()).unwrap_or_default();
-        if !needs_apply(&d, &o) {
-            return Ok(live.as_ref().clone());
-        }
+    let key = (K::kind(&()).into_owned(), namespace.clone(), name.clone());
+    let body = serde_json::to_value(desired).unwrap_or_default();
+    let hash = crate::build::stable_hash(body.to_string().as_bytes());
+    let cached = cache.get(&ObjectRef::new(&name).within(&namespace));
+    let record = log.get(&key);
+    if let (Some(live), Some(w)) = (&cached, &record)
+        && w.hash == hash
+        && w.version == version_of(live.as_ref())
+    {
+        return Ok(live.as_ref().clone());
     }
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    let mut body = serde_json::to_value(desired).unwrap_or_default();
+    // Not in a synced cache: missing (never created, or deleted since we wrote it), so there is
+    // nothing to read. Before the cache's first list completes, read to be sure.
+    let synced =
+        futures::FutureExt::now_or_never(cache.wait_until_ready()).is_some_and(|r| r.is_ok());
+    let missing = cached.is_none() && (synced || record.is_some());
+    if !missing {
+        let live = api
+            .get_opt(&name)
+            .await
+            .map_err(|source| ApplyError::Read {
+                kind: K::kind(&()).into(),
+                name: name.clone(),
+                source,
+            })?;
+        if let Some(live) = live
+            && !needs_apply(&body, &serde_json::to_value(&live).unwrap_or_default())
+        {
+            log.put(
+                key,
+                Written {
+                    hash,
+                    version: version_of(&live),
+                },
+            );
+            return Ok(live);
+        }
+    }
+    let mut body = body;
     body["apiVersion"] = K::api_version(&()).into();
     body["kind"] = K::kind(&()).into();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| ApplyError::Apply {
-        kind: K::kind(&()).into(),
-        name,
-        source,
-    })
+    let live = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| ApplyError::Apply {
+            kind: K::kind(&()).into(),
+            name,
+            source,
+        })?;
+    log.put(
+        key,
+        Written {
+            hash,
+            version: version_of(&live),
+        },
+    );
+    Ok(live)
+}
+
+fn compact_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.labels = None;
+    meta.annotations = None;
+    meta.managed_fields = None;
+}
+
+impl Child for k8s_openapi::api::apps::v1::Deployment {
+    const BY_GENERATION: bool = true;
+    fn compact(&mut self) {
+        compact_meta(&mut self.metadata);
+        self.spec = None;
+    }
+}
+
+impl Child for k8s_openapi::api::policy::v1::PodDisruptionBudget {
+    const BY_GENERATION: bool = true;
+    fn compact(&mut self) {
+        compact_meta(&mut self.metadata);
+        self.spec = None;
+        self.status = None;
+    }
+}
+
+impl Child for k8s_openapi::api::core::v1::Service {
+    const BY_GENERATION: bool = false;
+    fn compact(&mut self) {
+        compact_meta(&mut self.metadata);
+        self.spec = None;
+        self.status = None;
+    }
+}
+
+impl Child for k8s_openapi::api::core::v1::ConfigMap {
+    const BY_GENERATION: bool = false;
+    fn compact(&mut self) {
+        compact_meta(&mut self.metadata);
+        self.data = None;
+        self.binary_data = None;
+    }
+}
+
+impl Child for k8s_openapi::api::core::v1::ServiceAccount {
+    const BY_GENERATION: bool = false;
+    fn compact(&mut self) {
+        compact_meta(&mut self.metadata);
+        self.secrets = None;
+        self.image_pull_secrets = None;
+    }
 }
 
 /// Deletes child `name` if the cache holds it and it is owned by the Agent with `owner_uid`

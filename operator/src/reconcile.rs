@@ -22,7 +22,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
-use crate::apply::{ApplyError, apply_child, delete_child};
+use crate::apply::{ApplyError, WriteLog, apply_child, delete_child};
 use crate::build::{self, deployment::DeploymentInputs, stable_hash};
 use crate::metrics::Metrics;
 use crate::resolve::{Lookup, ResolveError, resolve};
@@ -63,6 +63,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per Agent uid, for backoff.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// What apply last wrote to each child.
+    pub written: WriteLog,
 }
 
 /// Errors that make a reconcile retry with backoff. Invalid specs are not errors: they end in
@@ -108,8 +110,12 @@ pub fn transition_events(old: &[Condition], new: &[Condition]) -> Vec<Event> {
             types::DEGRADED => c.status == "False",
             _ => continue,
         };
-        // A first good state is not news; recovering from a bad one is.
+        // A first good state is not news; recovering from a bad one is. Nor is a first rollout.
         if good && before.is_none() && c.type_ != types::READY {
+            continue;
+        }
+        let rolling_out = matches!(c.reason.as_str(), "RolloutInProgress" | "DeploymentMissing");
+        if c.type_ == types::READY && !good && before.is_none() && rolling_out {
             continue;
         }
         events.push(Event {
@@ -184,6 +190,11 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 async fn pipeline(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
     if agent.metadata.deletion_timestamp.is_some() {
         // Garbage collection removes the children through their owner references.
+        let name = agent.name_any();
+        ctx.written.forget(
+            &agent.namespace().unwrap_or_default(),
+            &[build::config_map_name(&name), name],
+        );
         return Ok(Action::await_change());
     }
     let validated = match validate(&agent) {
@@ -210,7 +221,9 @@ async fn pipeline(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error>
             let config = build::runtime_config::runtime_config(&validated, prompt);
             let config_hash = stable_hash(config.to_json().as_bytes());
             match build::service_account::service_account(&validated) {
-                Some(sa) => drop(apply_child(&ctx.client, &c.service_accounts, &sa).await?),
+                Some(sa) => {
+                    drop(apply_child(&ctx.client, &c.service_accounts, &ctx.written, &sa).await?)
+                }
                 None => {
                     delete_child(
                         &ctx.client,
@@ -225,6 +238,7 @@ async fn pipeline(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error>
             apply_child(
                 &ctx.client,
                 &c.config_maps,
+                &ctx.written,
                 &build::config_map::config_map(&validated, &config),
             )
             .await?;
@@ -236,17 +250,19 @@ async fn pipeline(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error>
             let deployment = apply_child(
                 &ctx.client,
                 &c.deployments,
+                &ctx.written,
                 &build::deployment::deployment(&validated, &inputs),
             )
             .await?;
             apply_child(
                 &ctx.client,
                 &c.services,
+                &ctx.written,
                 &build::service::service(&validated),
             )
             .await?;
             match build::pdb::pod_disruption_budget(&validated) {
-                Some(pdb) => drop(apply_child(&ctx.client, &c.pdbs, &pdb).await?),
+                Some(pdb) => drop(apply_child(&ctx.client, &c.pdbs, &ctx.written, &pdb).await?),
                 None => {
                     delete_child(
                         &ctx.client,
@@ -324,13 +340,7 @@ mod tests {
             .iter()
             .map(|e| (e.type_, e.reason.as_str()))
             .collect();
-        assert_eq!(
-            reasons,
-            [
-                (EventType::Warning, "DeploymentMissing"),
-                (EventType::Warning, "AgentNotFound")
-            ]
-        );
+        assert_eq!(reasons, [(EventType::Warning, "AgentNotFound")]);
     }
 
     #[test]
@@ -346,6 +356,19 @@ mod tests {
         let events = transition_events(&old, &new);
         assert!(events.iter().all(|e| e.type_ == EventType::Normal));
         assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn a_first_rollout_is_not_a_warning_but_losing_readiness_is() {
+        assert!(transition_events(&[], &[c("Ready", "False", "RolloutInProgress")]).is_empty());
+        let lost = transition_events(
+            &[c("Ready", "True", "Available")],
+            &[c("Ready", "False", "RolloutInProgress")],
+        );
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].type_, EventType::Warning);
+        let invalid = transition_events(&[], &[c("Ready", "False", "InvalidName")]);
+        assert_eq!(invalid[0].reason, "InvalidName");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +39,7 @@ pub struct MockApi {
     /// A client talking to this server.
     pub client: kube::Client,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    stored: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 fn not_found(path: &str) -> (u16, Value) {
@@ -49,7 +51,8 @@ fn not_found(path: &str) -> (u16, Value) {
     )
 }
 
-fn default_answer(r: &Recorded) -> (u16, Value) {
+fn default_answer(r: &Recorded, stored: &Mutex<HashMap<String, Value>>) -> (u16, Value) {
+    let mut stored = stored.lock().unwrap();
     match r.method.as_str() {
         // A status patch answers with the whole object; the operator ignores its spec.
         "PATCH" if r.path.ends_with("/status") => {
@@ -60,13 +63,18 @@ fn default_answer(r: &Recorded) -> (u16, Value) {
             obj["spec"] = json!({"model": {"id": "anthropic.claude-3-haiku-20240307-v1:0"}, "systemPrompt": "x", "replicas": 1});
             (200, obj)
         }
-        // Server-side apply: the object as written, with what the server adds.
+        // Server-side apply: the object as written, with what the server adds; kept for GETs.
         "PATCH" => {
             let mut obj = r.body.clone();
             obj["metadata"]["resourceVersion"] = "1".into();
             obj["metadata"]["generation"] = 1.into();
+            stored.insert(r.path.clone(), obj.clone());
             (200, obj)
         }
+        "GET" => match stored.get(&r.path) {
+            Some(obj) => (200, obj.clone()),
+            None => not_found(&r.path),
+        },
         "POST" => (201, r.body.clone()),
         "DELETE" => (
             200,
@@ -82,11 +90,14 @@ impl MockApi {
         handler: impl Fn(&Recorded) -> Option<(u16, Value)> + Send + Sync + 'static,
     ) -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let stored: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
         let seen = requests.clone();
+        let store = stored.clone();
         let service = tower::service_fn(move |req: Request<Body>| {
             let seen = seen.clone();
             let handler = handler.clone();
+            let store = store.clone();
             async move {
                 let (parts, body) = req.into_parts();
                 let bytes = body.collect_bytes().await.unwrap_or_default();
@@ -97,7 +108,7 @@ impl MockApi {
                     body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                 };
                 let (code, answer) =
-                    handler(&recorded).unwrap_or_else(|| default_answer(&recorded));
+                    handler(&recorded).unwrap_or_else(|| default_answer(&recorded, &store));
                 seen.lock().unwrap().push(recorded);
                 let response = Response::builder()
                     .status(StatusCode::from_u16(code).unwrap())
@@ -110,12 +121,24 @@ impl MockApi {
         Self {
             client: kube::Client::new(service, "default"),
             requests,
+            stored,
         }
     }
 
     /// A server with only the default answers.
     pub fn default_answers() -> Self {
         Self::new(|_| None)
+    }
+
+    /// Changes the stored object at `path` (as a hand edit on a real server would).
+    pub fn edit(&self, path: &str, edit: impl FnOnce(&mut Value)) {
+        let mut stored = self.stored.lock().unwrap();
+        edit(stored.get_mut(path).expect("object stored at path"));
+    }
+
+    /// The object stored at `path`, as a GET would return it.
+    pub fn stored(&self, path: &str) -> Option<Value> {
+        self.stored.lock().unwrap().get(path).cloned()
     }
 
     /// Takes the requests recorded so far.
