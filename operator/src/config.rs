@@ -41,6 +41,20 @@ pub struct OperatorConfig {
     #[arg(long, env = "AGENTRY_RUNTIME_IMAGE", default_value = DEFAULT_RUNTIME_IMAGE)]
     pub runtime_image: String,
 
+    /// Pull policy of the runtime image for Agents that set none: `Always`, `IfNotPresent` or
+    /// `Never`. Default: Kubernetes' own default for the tag.
+    #[arg(long, env = "AGENTRY_RUNTIME_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub runtime_image_pull_policy: Option<String>,
+
+    /// Image pull secrets of the runtime pods for Agents that set none, comma-separated.
+    #[arg(
+        long,
+        env = "AGENTRY_RUNTIME_IMAGE_PULL_SECRETS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub runtime_image_pull_secrets: Vec<String>,
+
     /// Log format.
     #[arg(long, env = "AGENTRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

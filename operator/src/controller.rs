@@ -108,7 +108,7 @@ pub struct ControllerSettings {
     /// Namespace to watch, or `None` for all.
     pub namespace: Option<String>,
     /// Runtime image for Agents that set none.
-    pub runtime_image: String,
+    pub runtime_image: crate::build::deployment::RuntimeImage,
     /// This replica's identity, for Events.
     pub identity: String,
 }

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod reconcile;
 pub mod resolve;
 pub mod status;
@@ -150,7 +151,16 @@ pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
     let controllers = futures::future::join_all(scopes.into_iter().map(|namespace| {
         let settings = ControllerSettings {
             namespace,
-            runtime_image: config.runtime_image.clone(),
+            runtime_image: build::deployment::RuntimeImage {
+                image: config.runtime_image.clone(),
+                pull_policy: config.runtime_image_pull_policy.clone(),
+                pull_secrets: config
+                    .runtime_image_pull_secrets
+                    .iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            },
             identity: identity.clone(),
         };
         controller::run(client.clone(), settings, metrics.clone())

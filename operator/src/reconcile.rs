@@ -52,7 +52,7 @@ pub struct Context {
     /// The client.
     pub client: kube::Client,
     /// Runtime image for Agents that set none.
-    pub runtime_image: String,
+    pub runtime_image: build::deployment::RuntimeImage,
     /// Children caches.
     pub children: ChildCaches,
     /// Lookups of referenced objects.
@@ -243,7 +243,7 @@ async fn pipeline(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error>
             )
             .await?;
             let inputs = DeploymentInputs {
-                default_image: &ctx.runtime_image,
+                runtime: &ctx.runtime_image,
                 config_hash: &config_hash,
                 service_account: &build::service_account::service_account_name(&validated),
             };

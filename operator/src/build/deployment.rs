@@ -9,8 +9,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    EnvVarSource, HTTPGetAction, LocalObjectReference, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -29,11 +30,22 @@ pub const CONTAINER: &str = "runtime";
 /// UID and GID the runtime runs as (non-root, as in distroless images).
 pub const RUNTIME_UID: i64 = 65532;
 
+/// The runtime image the operator was installed with, for Agents that set none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeImage {
+    /// Image reference.
+    pub image: String,
+    /// Pull policy; `None` leaves Kubernetes' default.
+    pub pull_policy: Option<String>,
+    /// Names of image pull secrets.
+    pub pull_secrets: Vec<String>,
+}
+
 /// Inputs of the Deployment that do not come from the Agent.
 #[derive(Clone, Debug)]
 pub struct DeploymentInputs<'a> {
-    /// Image for Agents that set none.
-    pub default_image: &'a str,
+    /// The default runtime image.
+    pub runtime: &'a RuntimeImage,
     /// Hash of the runtime configuration.
     pub config_hash: &'a str,
     /// ServiceAccount the pods run as.
@@ -102,9 +114,12 @@ fn container(agent: &ValidatedAgent, inputs: &DeploymentInputs<'_>) -> Container
         image: Some(
             spec.image
                 .clone()
-                .unwrap_or_else(|| inputs.default_image.to_string()),
+                .unwrap_or_else(|| inputs.runtime.image.clone()),
         ),
-        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        image_pull_policy: spec
+            .image_pull_policy
+            .map(|p| p.as_str().to_string())
+            .or_else(|| inputs.runtime.pull_policy.clone()),
         args: Some(vec![
             "--config".into(),
             format!(
@@ -224,7 +239,15 @@ pub fn deployment(agent: &ValidatedAgent, inputs: &DeploymentInputs<'_>) -> Depl
                         },
                     ]),
                     termination_grace_period_seconds: Some(grace),
-                    image_pull_secrets: spec.image_pull_secrets.clone(),
+                    image_pull_secrets: spec.image_pull_secrets.clone().or_else(|| {
+                        let defaults = &inputs.runtime.pull_secrets;
+                        (!defaults.is_empty()).then(|| {
+                            defaults
+                                .iter()
+                                .map(|name| LocalObjectReference { name: name.clone() })
+                                .collect()
+                        })
+                    }),
                     node_selector: spec.node_selector.clone(),
                     tolerations: spec.tolerations.clone(),
                     affinity: spec.affinity.clone(),
@@ -244,11 +267,53 @@ mod tests {
     use super::*;
     use crate::build::fixtures::{MINIMAL, WEATHER, validated};
 
-    const INPUTS: DeploymentInputs<'static> = DeploymentInputs {
-        default_image: "registry.example/agentry-runtime:1.0.0",
-        config_hash: "abc123",
-        service_account: "weather",
-    };
+    fn runtime() -> RuntimeImage {
+        RuntimeImage {
+            image: "registry.example/agentry-runtime:1.0.0".into(),
+            pull_policy: None,
+            pull_secrets: vec![],
+        }
+    }
+
+    fn build_with(yaml: &str, runtime: &RuntimeImage) -> Deployment {
+        deployment(
+            &validated(yaml),
+            &DeploymentInputs {
+                runtime,
+                config_hash: "abc123",
+                service_account: "weather",
+            },
+        )
+    }
+
+    fn build(yaml: &str) -> Deployment {
+        build_with(yaml, &runtime())
+    }
+
+    #[test]
+    fn operator_default_pull_policy_and_secrets_apply_when_the_agent_sets_none() {
+        let r = RuntimeImage {
+            pull_policy: Some("Always".into()),
+            pull_secrets: vec!["regcred".into()],
+            ..runtime()
+        };
+        let d = build_with(MINIMAL, &r);
+        let p = pod(&d);
+        assert_eq!(p.containers[0].image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(p.image_pull_secrets.as_ref().unwrap()[0].name, "regcred");
+        let own = build_with(
+            &format!("{MINIMAL}  imagePullPolicy: Never\n  imagePullSecrets: [{{name: mine}}]\n"),
+            &r,
+        );
+        assert_eq!(
+            pod(&own).containers[0].image_pull_policy.as_deref(),
+            Some("Never")
+        );
+        assert_eq!(
+            pod(&own).image_pull_secrets.as_ref().unwrap()[0].name,
+            "mine"
+        );
+    }
 
     fn pod(d: &Deployment) -> &PodSpec {
         d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
@@ -256,7 +321,7 @@ mod tests {
 
     #[test]
     fn deployment_is_named_after_the_agent_and_owned_by_it() {
-        let d = deployment(&validated(WEATHER), &INPUTS);
+        let d = build(WEATHER);
         assert_eq!(d.metadata.name.as_deref(), Some("weather"));
         assert_eq!(d.metadata.namespace.as_deref(), Some("demo"));
         let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
@@ -269,7 +334,7 @@ mod tests {
 
     #[test]
     fn config_hash_goes_into_the_pod_template_so_a_change_rolls_the_pods() {
-        let d = deployment(&validated(WEATHER), &INPUTS);
+        let d = build(WEATHER);
         let ann = d
             .spec
             .unwrap()
@@ -283,7 +348,7 @@ mod tests {
 
     #[test]
     fn pods_meet_the_restricted_pod_security_profile() {
-        let d = deployment(&validated(MINIMAL), &INPUTS);
+        let d = build(MINIMAL);
         let pod = pod(&d);
         let psc = pod.security_context.as_ref().unwrap();
         assert_eq!(psc.run_as_non_root, Some(true));
@@ -303,7 +368,7 @@ mod tests {
 
     #[test]
     fn config_is_mounted_read_only_and_probes_hit_the_health_endpoints() {
-        let d = deployment(&validated(MINIMAL), &INPUTS);
+        let d = build(MINIMAL);
         let c = &pod(&d).containers[0];
         let mount = &c.volume_mounts.as_ref().unwrap()[0];
         assert_eq!(
@@ -338,7 +403,7 @@ mod tests {
 
     #[test]
     fn secret_headers_reach_the_pod_as_secret_key_ref_environment_variables() {
-        let d = deployment(&validated(WEATHER), &INPUTS);
+        let d = build(WEATHER);
         let env = pod(&d).containers[0].env.clone().unwrap();
         let var = env
             .iter()
@@ -366,7 +431,7 @@ mod tests {
              podAnnotations: {{note: x}}\n  tolerations: [{{key: dedicated, operator: Exists}}]\n  \
              resources: {{limits: {{memory: 1Gi}}}}\n  env: [{{name: LOG, value: debug}}]\n"
         );
-        let d = deployment(&validated(&yaml), &INPUTS);
+        let d = build(&yaml);
         let template = d.spec.as_ref().unwrap().template.clone();
         let labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
         assert_eq!(labels["team"], "a");
@@ -394,7 +459,7 @@ mod tests {
 
     #[test]
     fn termination_grace_covers_the_invocation_deadline() {
-        let d = deployment(&validated(WEATHER), &INPUTS);
+        let d = build(WEATHER);
         assert_eq!(pod(&d).termination_grace_period_seconds, Some(70));
     }
 }

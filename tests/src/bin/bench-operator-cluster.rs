@@ -61,12 +61,15 @@ async fn main() {
     let floor_ns = TestNamespace::create(&client, "agentry-bench-floor")
         .await
         .expect("namespace");
-    let image = agentry_operator::config::DEFAULT_RUNTIME_IMAGE;
+    let runtime = deployment::RuntimeImage {
+        image: agentry_operator::config::DEFAULT_RUNTIME_IMAGE.into(),
+        ..Default::default()
+    };
     let objects: Vec<(Deployment, Service)> = (0..n)
         .map(|i| {
             let v = validate(&agent(&floor_ns.name, i)).unwrap();
             let inputs = deployment::DeploymentInputs {
-                default_image: image,
+                runtime: &runtime,
                 config_hash: "0",
                 service_account: "default",
             };
