@@ -203,7 +203,9 @@ pub struct AgentStatus {
     pub observed_generation: Option<i64>,
 
     /// Current state: `Ready` (the Agent serves requests), `ToolsResolved` (every tool's target
-    /// exists), `Progressing` and `Degraded` (from the runtime Deployment).
+    /// and the system prompt source exist), `Progressing` and `Degraded` (from the runtime
+    /// Deployment), and `Reconciling` and `Stalled` (the kstatus convention that Flux, kpt and
+    /// cli-utils read; abnormal when True).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -22,6 +22,72 @@ pub mod types {
     pub const PROGRESSING: &str = "Progressing";
     /// The Deployment cannot make progress (pods failing, deadline exceeded).
     pub const DEGRADED: &str = "Degraded";
+    /// kstatus convention (abnormal-true): the Agent has not reached its spec yet.
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus convention (abnormal-true): the Agent cannot reach its spec without a change.
+    pub const STALLED: &str = "Stalled";
+}
+
+/// `Reconciling` and `Stalled`, as kstatus (Flux health checks, kpt, cli-utils) reads them,
+/// derived from the other conditions: stalled when degraded, invalid or without a system
+/// prompt; reconciling while not ready and not stalled.
+fn kstatus_conditions(
+    conditions: &[Condition],
+    o: &Observed<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    let degraded = find(types::DEGRADED).filter(|c| c.status == "True");
+    let ready = find(types::READY);
+    let no_prompt = o
+        .problems
+        .iter()
+        .find(|p| p.reason.starts_with("ConfigMap") || p.reason == "SystemPromptMissing");
+    let stalled: Option<(String, String)> = if let Some((reason, message)) = &o.invalid {
+        Some((reason.to_string(), message.clone()))
+    } else if let Some(d) = degraded {
+        Some((d.reason.clone(), d.message.clone()))
+    } else {
+        no_prompt.map(|p| (p.reason.to_string(), p.message.clone()))
+    };
+    let stalled_condition = match &stalled {
+        Some((reason, message)) => condition(
+            types::STALLED,
+            true,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        ),
+        None => condition(
+            types::STALLED,
+            false,
+            "AsExpected",
+            "nothing blocks the Agent".into(),
+            generation,
+            now,
+        ),
+    };
+    let reconciling = match ready {
+        Some(r) if r.status == "False" && stalled.is_none() => condition(
+            types::RECONCILING,
+            true,
+            &r.reason,
+            r.message.clone(),
+            generation,
+            now,
+        ),
+        _ => condition(
+            types::RECONCILING,
+            false,
+            "Reconciled",
+            "no work pending".into(),
+            generation,
+            now,
+        ),
+    };
+    vec![reconciling, stalled_condition]
 }
 
 /// What the status is computed from.
@@ -218,6 +284,8 @@ pub fn desired_status(o: &Observed<'_>, now: &Time) -> AgentStatus {
         conditions.push(tools_resolved(o, generation, now));
         conditions.extend(progressing_and_degraded(o, generation, now));
     }
+    let kstatus = kstatus_conditions(&conditions, o, generation, now);
+    conditions.extend(kstatus);
     let previous = agent
         .status
         .as_ref()
@@ -423,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_agent_reports_only_ready_false_with_the_reason_and_no_endpoint() {
+    fn an_invalid_agent_reports_ready_false_and_stalled_with_the_reason_and_no_endpoint() {
         let a = agent(WEATHER);
         let s = desired_status(
             &Observed {
@@ -434,9 +502,93 @@ mod tests {
             },
             &time("2026-01-01T00:00:00Z"),
         );
-        assert_eq!(s.conditions.len(), 1);
-        assert_eq!(s.conditions[0].reason, "InvalidName");
+        let types: Vec<_> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Ready", "Reconciling", "Stalled"]);
+        assert_eq!(cond(&s, "Ready").reason, "InvalidName");
+        assert_eq!(
+            (
+                cond(&s, "Stalled").status.as_str(),
+                cond(&s, "Stalled").reason.as_str()
+            ),
+            ("True", "InvalidName")
+        );
+        assert_eq!(cond(&s, "Reconciling").status, "False");
         assert!(s.endpoint.is_none());
+    }
+
+    #[test]
+    fn kstatus_sees_a_rollout_as_reconciling_and_a_ready_agent_as_done() {
+        let a = agent(WEATHER);
+        let rolling = deployment(1, 2, 3, 3);
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&rolling),
+                problems: &[],
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            (
+                cond(&s, "Reconciling").status.as_str(),
+                cond(&s, "Reconciling").reason.as_str()
+            ),
+            ("True", "RolloutInProgress")
+        );
+        assert_eq!(cond(&s, "Stalled").status, "False");
+        let done = deployment(2, 2, 3, 3);
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: Some(&done),
+                problems: &[],
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(cond(&s, "Reconciling").status, "False");
+        assert_eq!(cond(&s, "Stalled").status, "False");
+    }
+
+    #[test]
+    fn a_missing_prompt_config_map_stalls_the_agent_but_a_missing_tool_target_does_not() {
+        let a = agent(WEATHER);
+        let cm = [Problem {
+            reason: "ConfigMapNotFound",
+            message: "systemPromptFrom: ConfigMap demo/p not found".into(),
+        }];
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: None,
+                problems: &cm,
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            (
+                cond(&s, "Stalled").status.as_str(),
+                cond(&s, "Stalled").reason.as_str()
+            ),
+            ("True", "ConfigMapNotFound")
+        );
+        let tool = [Problem {
+            reason: "AgentNotFound",
+            message: "tool x: Agent demo/y not found".into(),
+        }];
+        let s = desired_status(
+            &Observed {
+                agent: &a,
+                deployment: None,
+                problems: &tool,
+                invalid: None,
+            },
+            &time("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(cond(&s, "Stalled").status, "False");
+        assert_eq!(cond(&s, "Reconciling").status, "True");
     }
 
     #[test]
