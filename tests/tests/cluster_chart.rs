@@ -21,10 +21,22 @@ fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
         .spawn()
         .expect("kubectl runs");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn render_yaml(helm: &std::path::Path, ns: &str, args: &[&str]) -> String {
@@ -34,7 +46,11 @@ fn render_yaml(helm: &std::path::Path, ns: &str, args: &[&str]) -> String {
         .current_dir(agentry_tests::fixtures::repo_root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -57,26 +73,74 @@ fn resource_arg(group: &str, resource: &str) -> String {
 
 #[tokio::test]
 async fn rendered_chart_passes_server_dry_run_and_rbac_is_least_privilege() {
-    let Some(client) = cluster::client_or_skip("cluster_chart").await else { return };
-    let Some(helm) = chart::helm_or_skip("cluster_chart") else { return };
-    let release_ns = TestNamespace::create(&client, "agentry-chart").await.expect("namespace");
-    let watched = TestNamespace::create(&client, "agentry-watched").await.expect("namespace");
-    let other = TestNamespace::create(&client, "agentry-other").await.expect("namespace");
+    let Some(client) = cluster::client_or_skip("cluster_chart").await else {
+        return;
+    };
+    let Some(helm) = chart::helm_or_skip("cluster_chart") else {
+        return;
+    };
+    let release_ns = TestNamespace::create(&client, "agentry-chart")
+        .await
+        .expect("namespace");
+    let watched = TestNamespace::create(&client, "agentry-watched")
+        .await
+        .expect("namespace");
+    let other = TestNamespace::create(&client, "agentry-other")
+        .await
+        .expect("namespace");
     let name = unique_name("agentry-t");
     let sa = format!("system:serviceaccount:{}:{name}", release_ns.name);
     let mut failures = Vec::new();
 
     // Default shape, whole chart (CRD included): the API server accepts it.
-    let all = render_yaml(&helm, &release_ns.name, &["--include-crds", "--set", &format!("fullnameOverride={name}")]);
-    let (ok, out) = kubectl(&["apply", "--server-side", "--dry-run=server", "--field-manager=agentry-tests", "-f", "-"], Some(&all));
+    let all = render_yaml(
+        &helm,
+        &release_ns.name,
+        &[
+            "--include-crds",
+            "--set",
+            &format!("fullnameOverride={name}"),
+        ],
+    );
+    let (ok, out) = kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=agentry-tests",
+            "-f",
+            "-",
+        ],
+        Some(&all),
+    );
     if !ok {
-        failures.push(format!("server dry-run of the default chart failed:\n{out}"));
+        failures.push(format!(
+            "server dry-run of the default chart failed:\n{out}"
+        ));
     }
 
     // Namespaced shape, RBAC installed for real.
     let watch = format!("watchNamespaces={{{}}}", watched.name);
-    let namespaced = render_yaml(&helm, &release_ns.name, &["--set", &watch, "--set", &format!("fullnameOverride={name}")]);
-    let (ok, out) = kubectl(&["apply", "--server-side", "--field-manager=agentry-tests", "-f", "-"], Some(&namespaced));
+    let namespaced = render_yaml(
+        &helm,
+        &release_ns.name,
+        &[
+            "--set",
+            &watch,
+            "--set",
+            &format!("fullnameOverride={name}"),
+        ],
+    );
+    let (ok, out) = kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=agentry-tests",
+            "-f",
+            "-",
+        ],
+        Some(&namespaced),
+    );
     assert!(ok, "applying the namespaced chart failed:\n{out}");
     for a in API_ACCESS {
         let ns = match a.scope {
@@ -115,7 +179,15 @@ async fn rendered_chart_passes_server_dry_run_and_rbac_is_least_privilege() {
     }
 
     // Clean up the cluster-scoped objects; namespaced ones go with their namespaces.
-    let _ = kubectl(&["delete", "clusterrole,clusterrolebinding", &format!("{name}-crd"), "--ignore-not-found"], None);
+    let _ = kubectl(
+        &[
+            "delete",
+            "clusterrole,clusterrolebinding",
+            &format!("{name}-crd"),
+            "--ignore-not-found",
+        ],
+        None,
+    );
     for ns in [release_ns, watched, other] {
         ns.delete().await;
     }
