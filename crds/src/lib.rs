@@ -6,6 +6,7 @@
 //! CEL rules), so the API server refuses an invalid Agent before any controller sees it.
 
 pub mod agent;
+pub mod config_builder;
 pub mod crd;
 pub mod limits;
 pub mod model;

@@ -1,12 +1,14 @@
 //! Test harness shared by the cross-crate suites in `tests/tests/`.
 //!
 //! - [`fixtures`]: the example manifests and the invalid-Agent cases, read from the repository.
+//! - [`bedrock`]: a Bedrock Runtime imitation speaking the real wire format.
 //! - [`chart`]: renders the Helm chart.
 //! - [`cluster`]: access to a real cluster through `KUBECONFIG`, with a printed reason to skip
 //!   when none is given, and throwaway namespaces.
 //! - [`fake_kube`]: an in-memory imitation of the API server, for operator benchmarks.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 
+pub mod bedrock;
 pub mod chart;
 pub mod cluster;
 pub mod fake_kube;

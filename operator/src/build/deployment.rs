@@ -91,18 +91,22 @@ fn env(agent: &ValidatedAgent) -> Vec<EnvVar> {
         )),
         ..EnvVar::default()
     }];
-    env.extend(secret_headers(agent).into_iter().map(|(name, key)| EnvVar {
-        name,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: key.name,
-                key: key.key,
-                optional: Some(false),
+    env.extend(
+        secret_headers(&agent.spec)
+            .into_iter()
+            .map(|(name, key)| EnvVar {
+                name,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: key.name,
+                        key: key.key,
+                        optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
             }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }));
+    );
     env.extend(agent.spec.env.iter().flatten().cloned());
     env
 }

@@ -21,10 +21,7 @@ pub fn config_map_name(agent_name: &str) -> String {
     format!("{agent_name}-config")
 }
 
-/// The in-cluster URL of an Agent: the DNS name of its Service.
-pub fn agent_url(name: &str, namespace: &str) -> String {
-    format!("http://{name}.{namespace}.svc.cluster.local")
-}
+pub use agentry_crds::config_builder::agent_url;
 
 /// Metadata of a child: its name, the Agent's namespace, Agentry's labels and the controller
 /// owner reference (so deleting the Agent garbage-collects it).

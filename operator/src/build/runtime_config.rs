@@ -1,224 +1,35 @@
-//! The runtime configuration of an Agent: its spec with every reference turned into a URL and
-//! every default applied. Secret header values are named by environment variable only.
+//! The runtime configuration of a validated Agent (the conversion itself lives in
+//! `agentry_crds::config_builder`, shared with the runtime's local mode).
 
-use agentry_crds::runtime_config::{
-    AgentIdentity, AgentToolConfig, DEFAULT_MAX_TOKENS, GuardrailConfig, HeaderConfig,
-    HttpToolConfig, McpToolConfig, ModelConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
-    ToolConfig, ToolKindConfig,
-};
-use agentry_crds::{KeyRef, ServiceRef, Tool, ToolKind};
+use agentry_crds::runtime_config::RuntimeConfig;
 
-use super::agent_url;
 use crate::validate::ValidatedAgent;
 
-/// Environment variable carrying the value of header `header` of tool `tool` (both positions).
-/// Positions, not names: tool names may hold `-`, which environment names may not.
-pub fn header_env_name(tool: usize, header: usize) -> String {
-    format!("AGENTRY_TOOL{tool}_HEADER{header}")
-}
-
-/// Every header value taken from a Secret: the environment variable and the Secret key.
-pub fn secret_headers(agent: &ValidatedAgent) -> Vec<(String, KeyRef)> {
-    let mut out = Vec::new();
-    for (t, tool) in agent.spec.tools.iter().enumerate() {
-        let Some(http) = &tool.http else { continue };
-        for (h, header) in http.headers.iter().enumerate() {
-            if let Some(from) = &header.value_from {
-                out.push((header_env_name(t, h), from.secret_key_ref.clone()));
-            }
-        }
-    }
-    out
-}
-
-/// `http://<name>.<namespace>.svc.cluster.local:<port><path>`; the namespace defaults to the
-/// Agent's, the port to 80, the path to `/`.
-pub fn service_url(service: &ServiceRef, default_namespace: &str) -> String {
-    let namespace = service.namespace.as_deref().unwrap_or(default_namespace);
-    let port = service.port.unwrap_or(80);
-    let path = service.path.as_deref().unwrap_or("/");
-    format!(
-        "http://{}.{namespace}.svc.cluster.local:{port}{path}",
-        service.name
-    )
-}
-
-fn positive_u32(value: Option<i32>, default: u32) -> u32 {
-    value
-        .and_then(|v| u32::try_from(v).ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(default)
-}
-
-fn tool_config(agent: &ValidatedAgent, index: usize, tool: &Tool) -> Option<ToolConfig> {
-    let ns = agent.namespace.as_str();
-    let default_timeout = agent.spec.effective_limits().tool_timeout_seconds;
-    let kind = match tool.kind()? {
-        ToolKind::Http(http) => ToolKindConfig::Http(HttpToolConfig {
-            url: match (&http.url, &http.service) {
-                (Some(url), _) => url.clone(),
-                (None, Some(svc)) => service_url(svc, ns),
-                (None, None) => return None,
-            },
-            method: http.method.unwrap_or_default(),
-            headers: http
-                .headers
-                .iter()
-                .enumerate()
-                .map(|(h, header)| HeaderConfig {
-                    name: header.name.clone(),
-                    value: header.value.clone(),
-                    value_from_env: header
-                        .value_from
-                        .as_ref()
-                        .map(|_| header_env_name(index, h)),
-                })
-                .collect(),
-            timeout_seconds: positive_u32(http.timeout_seconds, default_timeout),
-            input_schema: http
-                .input_schema
-                .clone()
-                .map(serde_json::Value::Object)
-                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
-        }),
-        ToolKind::Agent(other) => ToolKindConfig::Agent(AgentToolConfig {
-            url: agent_url(&other.name, other.namespace.as_deref().unwrap_or(ns)),
-            // Another agent runs a whole loop: it gets the invocation deadline, not a tool's.
-            timeout_seconds: agent.spec.effective_limits().timeout_seconds,
-        }),
-        ToolKind::Mcp(mcp) => ToolKindConfig::Mcp(McpToolConfig {
-            url: match (&mcp.url, &mcp.service) {
-                (Some(url), _) => url.clone(),
-                (None, Some(svc)) => service_url(svc, ns),
-                (None, None) => return None,
-            },
-            allowed_tools: mcp.allowed_tools.clone().unwrap_or_default(),
-            timeout_seconds: default_timeout,
-        }),
-    };
-    Some(ToolConfig {
-        name: tool.name.clone(),
-        description: tool.description.clone(),
-        kind,
-    })
-}
+pub use agentry_crds::config_builder::{header_env_name, secret_headers, service_url};
 
 /// The runtime configuration of `agent`, with `system_prompt` already resolved.
 pub fn runtime_config(agent: &ValidatedAgent, system_prompt: &str) -> RuntimeConfig {
-    let model = &agent.spec.model;
-    RuntimeConfig {
-        api_version: RUNTIME_CONFIG_API_VERSION.into(),
-        agent: AgentIdentity {
-            name: agent.name.clone(),
-            namespace: agent.namespace.clone(),
-        },
-        model: ModelConfig {
-            id: model.id.clone(),
-            region: model.region.clone(),
-            max_tokens: model
-                .max_tokens
-                .and_then(|t| u32::try_from(t).ok())
-                .unwrap_or(DEFAULT_MAX_TOKENS),
-            temperature: model.temperature.map(|t| t as f32),
-            top_p: model.top_p.map(|t| t as f32),
-            stop_sequences: model.stop_sequences.clone().unwrap_or_default(),
-            guardrail: model.guardrail.as_ref().map(|g| GuardrailConfig {
-                identifier: g.identifier.clone(),
-                version: g.version.clone(),
-                trace: g.trace,
-            }),
-            prompt_caching: model.prompt_caching.unwrap_or(false),
-        },
-        system_prompt: system_prompt.to_string(),
-        limits: agent.spec.effective_limits(),
-        tools: agent
-            .spec
-            .tools
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| tool_config(agent, i, t))
-            .collect(),
-    }
+    agentry_crds::config_builder::runtime_config(
+        &agent.name,
+        &agent.namespace,
+        &agent.spec,
+        system_prompt,
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use agentry_crds::HttpMethod;
-
     use super::*;
     use crate::build::fixtures::{WEATHER, validated};
 
-    fn weather() -> RuntimeConfig {
+    #[test]
+    fn the_validated_agent_identity_goes_into_the_config() {
         let a = validated(WEATHER);
-        runtime_config(&a, a.spec.system_prompt.as_deref().unwrap())
-    }
-
-    #[test]
-    fn service_tool_resolves_to_its_cluster_dns_url_with_port_and_path() {
-        let ToolKindConfig::Http(http) = &weather().tools[0].kind else {
-            panic!()
-        };
+        let c = runtime_config(&a, "p");
         assert_eq!(
-            http.url,
-            "http://weather-api.demo.svc.cluster.local:80/v1/weather"
+            (c.agent.name.as_str(), c.agent.namespace.as_str()),
+            ("weather", "demo")
         );
-        assert_eq!(http.method, HttpMethod::Post);
-        assert_eq!(http.timeout_seconds, 10);
-        assert_eq!(http.input_schema["required"], serde_json::json!(["city"]));
-    }
-
-    #[test]
-    fn tool_referring_to_another_agent_resolves_to_its_service_dns_name() {
-        let ToolKindConfig::Agent(other) = &weather().tools[1].kind else {
-            panic!()
-        };
-        assert_eq!(other.url, "http://travel.demo.svc.cluster.local");
-        assert_eq!(other.timeout_seconds, 60);
-    }
-
-    #[test]
-    fn secret_header_is_named_by_environment_variable_never_by_value() {
-        let ToolKindConfig::Http(http) = &weather().tools[0].kind else {
-            panic!()
-        };
-        assert_eq!(
-            http.headers[0].value_from_env.as_deref(),
-            Some("AGENTRY_TOOL0_HEADER0")
-        );
-        assert_eq!(http.headers[0].value, None);
-        assert_eq!(http.headers[1].value.as_deref(), Some("agentry"));
-        let secrets = secret_headers(&validated(WEATHER));
-        assert_eq!(secrets.len(), 1);
-        assert_eq!(secrets[0].0, "AGENTRY_TOOL0_HEADER0");
-        assert_eq!(
-            (secrets[0].1.name.as_str(), secrets[0].1.key.as_str()),
-            ("weather-api", "token")
-        );
-    }
-
-    #[test]
-    fn limits_and_model_defaults_are_applied_in_the_config_not_the_spec() {
-        let a = validated(crate::build::fixtures::MINIMAL);
-        let c = runtime_config(&a, "Be brief.");
-        assert_eq!(c.model.max_tokens, 4096);
-        assert_eq!(c.limits.max_iterations, 10);
-        assert!(
-            a.spec.limits.is_none(),
-            "the spec is left as the user wrote it"
-        );
-    }
-
-    #[test]
-    fn service_in_another_namespace_and_default_port_and_path() {
-        let svc = ServiceRef {
-            name: "api".into(),
-            namespace: Some("tools".into()),
-            port: None,
-            path: None,
-        };
-        assert_eq!(
-            service_url(&svc, "demo"),
-            "http://api.tools.svc.cluster.local:80/"
-        );
+        assert_eq!(c.system_prompt, "p");
     }
 }

@@ -1,0 +1,441 @@
+//! Amazon Bedrock through the AWS SDK: builds Converse and ConverseStream requests from the
+//! runtime configuration and the conversation, and turns replies (whole or streamed) back into
+//! the loop's [`ModelReply`]. Credentials and region come from the AWS default chain (IRSA,
+//! EKS Pod Identity, environment); `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` overrides the endpoint.
+
+use std::collections::BTreeMap;
+
+use agentry_crds::model::GuardrailTrace;
+use agentry_crds::runtime_config::RuntimeConfig;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::types as sdk;
+use serde_json::Value;
+
+use crate::conversation::{Block, Message, ResultContent, ResultStatus, Role, ToolUse, Usage};
+use crate::document::{to_document, to_json};
+use crate::machine::ModelReply;
+
+/// A tool as offered to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// JSON Schema of its input.
+    pub input_schema: Value,
+}
+
+/// Why a model call failed, by what the client should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum BedrockError {
+    /// Throttled beyond the SDK's retries: try again later (HTTP 429).
+    #[error("Bedrock throttled the request: {0}")]
+    Throttled(String),
+    /// Bedrock or the model refused or failed the request (HTTP 502), with its error code.
+    #[error("Bedrock returned {code}: {message}")]
+    Model {
+        /// AWS error code, e.g. `ValidationException`.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// Bedrock could not be reached (HTTP 502).
+    #[error("cannot reach Bedrock: {0}")]
+    Unreachable(String),
+    /// A request could not be built from the conversation (HTTP 400).
+    #[error("invalid conversation: {0}")]
+    Request(String),
+}
+
+impl BedrockError {
+    /// Bounded metric label.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Throttled(_) => "throttled",
+            Self::Model { .. } => "model_error",
+            Self::Unreachable(_) => "unreachable",
+            Self::Request(_) => "invalid_request",
+        }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> BedrockError {
+    let code = e.code().map(String::from);
+    let message = e
+        .message()
+        .map(String::from)
+        .unwrap_or_else(|| crate::error_chain(&e));
+    match code.as_deref() {
+        Some(
+            "ThrottlingException" | "ServiceQuotaExceededException" | "TooManyRequestsException",
+        ) => BedrockError::Throttled(message),
+        Some(code) => BedrockError::Model {
+            code: code.into(),
+            message,
+        },
+        None => BedrockError::Unreachable(message),
+    }
+}
+
+fn build_err(e: aws_smithy_types::error::operation::BuildError) -> BedrockError {
+    BedrockError::Request(e.to_string())
+}
+
+/// A Bedrock client for one Agent's model and tools.
+#[derive(Clone)]
+pub struct Bedrock {
+    client: aws_sdk_bedrockruntime::Client,
+    model_id: String,
+    system: Vec<sdk::SystemContentBlock>,
+    inference: sdk::InferenceConfiguration,
+    tools: Option<sdk::ToolConfiguration>,
+    guardrail: Option<sdk::GuardrailConfiguration>,
+    guardrail_stream: Option<sdk::GuardrailStreamConfiguration>,
+}
+
+impl Bedrock {
+    /// Loads the AWS configuration (default chain; `model.region` if set) and builds the client.
+    pub async fn connect(config: &RuntimeConfig, tools: &[ToolSpec]) -> Result<Self, BedrockError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &config.model.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let sdk_config = loader.load().await;
+        Self::with_sdk_config(config, tools, &sdk_config)
+    }
+
+    /// Builds the client from an SDK configuration (tests give one with an endpoint override).
+    pub fn with_sdk_config(
+        config: &RuntimeConfig,
+        tools: &[ToolSpec],
+        sdk_config: &aws_config::SdkConfig,
+    ) -> Result<Self, BedrockError> {
+        let model = &config.model;
+        let cache_point = || {
+            sdk::CachePointBlock::builder()
+                .r#type(sdk::CachePointType::Default)
+                .build()
+                .map_err(build_err)
+        };
+        let mut system = vec![sdk::SystemContentBlock::Text(config.system_prompt.clone())];
+        if model.prompt_caching {
+            system.push(sdk::SystemContentBlock::CachePoint(cache_point()?));
+        }
+        let inference = sdk::InferenceConfiguration::builder()
+            .max_tokens(i32::try_from(model.max_tokens).unwrap_or(i32::MAX))
+            .set_temperature(model.temperature)
+            .set_top_p(model.top_p)
+            .set_stop_sequences(
+                (!model.stop_sequences.is_empty()).then(|| model.stop_sequences.clone()),
+            )
+            .build();
+        let tools = if tools.is_empty() {
+            None
+        } else {
+            let mut specs = Vec::with_capacity(tools.len() + 1);
+            for t in tools {
+                let spec = sdk::ToolSpecification::builder()
+                    .name(&t.name)
+                    .description(&t.description)
+                    .input_schema(sdk::ToolInputSchema::Json(to_document(&t.input_schema)))
+                    .build()
+                    .map_err(build_err)?;
+                specs.push(sdk::Tool::ToolSpec(spec));
+            }
+            if model.prompt_caching {
+                specs.push(sdk::Tool::CachePoint(cache_point()?));
+            }
+            Some(
+                sdk::ToolConfiguration::builder()
+                    .set_tools(Some(specs))
+                    .build()
+                    .map_err(build_err)?,
+            )
+        };
+        let trace = |t: Option<GuardrailTrace>| match t {
+            Some(GuardrailTrace::Enabled) => Some(sdk::GuardrailTrace::Enabled),
+            Some(GuardrailTrace::EnabledFull) => Some(sdk::GuardrailTrace::EnabledFull),
+            Some(GuardrailTrace::Disabled) => Some(sdk::GuardrailTrace::Disabled),
+            None => None,
+        };
+        let (guardrail, guardrail_stream) = match &model.guardrail {
+            Some(g) => (
+                Some(
+                    sdk::GuardrailConfiguration::builder()
+                        .guardrail_identifier(&g.identifier)
+                        .guardrail_version(&g.version)
+                        .set_trace(trace(g.trace))
+                        .build(),
+                ),
+                Some(
+                    sdk::GuardrailStreamConfiguration::builder()
+                        .guardrail_identifier(&g.identifier)
+                        .guardrail_version(&g.version)
+                        .set_trace(trace(g.trace))
+                        .build(),
+                ),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            client: aws_sdk_bedrockruntime::Client::new(sdk_config),
+            model_id: model.id.clone(),
+            system,
+            inference,
+            tools,
+            guardrail,
+            guardrail_stream,
+        })
+    }
+
+    /// One Converse call.
+    pub async fn converse(&self, messages: &[Message]) -> Result<ModelReply, BedrockError> {
+        let out = self
+            .client
+            .converse()
+            .model_id(&self.model_id)
+            .set_system(Some(self.system.clone()))
+            .set_messages(Some(to_sdk_messages(messages)?))
+            .inference_config(self.inference.clone())
+            .set_tool_config(self.tools.clone())
+            .set_guardrail_config(self.guardrail.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        let content = match out.output() {
+            Some(sdk::ConverseOutput::Message(m)) => {
+                m.content().iter().filter_map(from_sdk_block).collect()
+            }
+            _ => vec![],
+        };
+        let usage = out
+            .usage()
+            .map(|u| Usage {
+                input_tokens: u.input_tokens().max(0) as u64,
+                output_tokens: u.output_tokens().max(0) as u64,
+            })
+            .unwrap_or_default();
+        Ok(ModelReply {
+            content,
+            stop_reason: out.stop_reason().as_str().to_string(),
+            usage,
+        })
+    }
+
+    /// One ConverseStream call; `on_text` gets each text delta as it arrives.
+    pub async fn converse_stream(
+        &self,
+        messages: &[Message],
+        mut on_text: impl FnMut(&str),
+    ) -> Result<ModelReply, BedrockError> {
+        let mut out = self
+            .client
+            .converse_stream()
+            .model_id(&self.model_id)
+            .set_system(Some(self.system.clone()))
+            .set_messages(Some(to_sdk_messages(messages)?))
+            .inference_config(self.inference.clone())
+            .set_tool_config(self.tools.clone())
+            .set_guardrail_config(self.guardrail_stream.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut assembly = StreamAssembly::default();
+        loop {
+            match out.stream.recv().await {
+                Ok(Some(event)) => {
+                    if let Some(text) = assembly.push(event) {
+                        on_text(&text);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(assembly.finish())
+    }
+}
+
+/// Reassembles a streamed reply: text deltas per block, tool inputs from JSON fragments.
+#[derive(Default)]
+pub struct StreamAssembly {
+    blocks: BTreeMap<i32, Partial>,
+    stop_reason: String,
+    usage: Usage,
+}
+
+enum Partial {
+    Text(String),
+    Tool {
+        id: String,
+        name: String,
+        input: String,
+    },
+}
+
+impl StreamAssembly {
+    /// Takes one event; returns a text delta to pass on, if it was one.
+    pub fn push(&mut self, event: sdk::ConverseStreamOutput) -> Option<String> {
+        match event {
+            sdk::ConverseStreamOutput::ContentBlockStart(e) => {
+                if let Some(sdk::ContentBlockStart::ToolUse(t)) = e.start() {
+                    self.blocks.insert(
+                        e.content_block_index(),
+                        Partial::Tool {
+                            id: t.tool_use_id().into(),
+                            name: t.name().into(),
+                            input: String::new(),
+                        },
+                    );
+                }
+                None
+            }
+            sdk::ConverseStreamOutput::ContentBlockDelta(e) => match e.delta() {
+                Some(sdk::ContentBlockDelta::Text(t)) => {
+                    match self
+                        .blocks
+                        .entry(e.content_block_index())
+                        .or_insert_with(|| Partial::Text(String::new()))
+                    {
+                        Partial::Text(s) => s.push_str(t),
+                        Partial::Tool { .. } => return None,
+                    }
+                    Some(t.clone())
+                }
+                Some(sdk::ContentBlockDelta::ToolUse(d)) => {
+                    if let Some(Partial::Tool { input, .. }) =
+                        self.blocks.get_mut(&e.content_block_index())
+                    {
+                        input.push_str(d.input());
+                    }
+                    None
+                }
+                _ => None,
+            },
+            sdk::ConverseStreamOutput::MessageStop(e) => {
+                self.stop_reason = e.stop_reason().as_str().to_string();
+                None
+            }
+            sdk::ConverseStreamOutput::Metadata(e) => {
+                if let Some(u) = e.usage() {
+                    self.usage = Usage {
+                        input_tokens: u.input_tokens().max(0) as u64,
+                        output_tokens: u.output_tokens().max(0) as u64,
+                    };
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The reply. A tool input that is not valid JSON becomes `{}` in the conversation (so
+    /// Bedrock accepts it back) and is marked, so the tool answers with an error.
+    pub fn finish(self) -> ModelReply {
+        let content = self
+            .blocks
+            .into_values()
+            .map(|p| match p {
+                Partial::Text(t) => Block::Text(t),
+                Partial::Tool { id, name, input } => {
+                    let parsed = if input.trim().is_empty() { Ok(Value::Object(Default::default())) } else { serde_json::from_str::<Value>(&input) };
+                    let input = match parsed {
+                        Ok(v) => v,
+                        Err(e) => serde_json::json!({ crate::tools::MALFORMED_INPUT_KEY: format!("the tool input was not valid JSON ({e}): {}", excerpt(&input, 200)) }),
+                    };
+                    Block::ToolUse(ToolUse { tool_use_id: id, name, input })
+                }
+            })
+            .collect();
+        ModelReply {
+            content,
+            stop_reason: if self.stop_reason.is_empty() {
+                "end_turn".into()
+            } else {
+                self.stop_reason
+            },
+            usage: self.usage,
+        }
+    }
+}
+
+/// At most `n` characters of `s`.
+pub fn excerpt(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).collect();
+    if s.chars().count() > n {
+        out.push('…');
+    }
+    out
+}
+
+fn from_sdk_block(b: &sdk::ContentBlock) -> Option<Block> {
+    match b {
+        sdk::ContentBlock::Text(t) => Some(Block::Text(t.clone())),
+        sdk::ContentBlock::ToolUse(u) => Some(Block::ToolUse(ToolUse {
+            tool_use_id: u.tool_use_id().into(),
+            name: u.name().into(),
+            input: to_json(u.input()),
+        })),
+        // Other blocks (reasoning, images, citations) are not used by Agentry's loop.
+        _ => None,
+    }
+}
+
+fn to_sdk_messages(messages: &[Message]) -> Result<Vec<sdk::Message>, BedrockError> {
+    messages
+        .iter()
+        .map(|m| {
+            let content = m
+                .content
+                .iter()
+                .map(to_sdk_block)
+                .collect::<Result<Vec<_>, _>>()?;
+            sdk::Message::builder()
+                .role(match m.role {
+                    Role::User => sdk::ConversationRole::User,
+                    Role::Assistant => sdk::ConversationRole::Assistant,
+                })
+                .set_content(Some(content))
+                .build()
+                .map_err(build_err)
+        })
+        .collect()
+}
+
+fn to_sdk_block(b: &Block) -> Result<sdk::ContentBlock, BedrockError> {
+    Ok(match b {
+        Block::Text(t) => sdk::ContentBlock::Text(t.clone()),
+        Block::ToolUse(u) => sdk::ContentBlock::ToolUse(
+            sdk::ToolUseBlock::builder()
+                .tool_use_id(&u.tool_use_id)
+                .name(&u.name)
+                .input(to_document(&u.input))
+                .build()
+                .map_err(build_err)?,
+        ),
+        Block::ToolResult(r) => {
+            let content = r
+                .content
+                .iter()
+                .map(|c| match c {
+                    ResultContent::Text(t) => sdk::ToolResultContentBlock::Text(t.clone()),
+                    ResultContent::Json(v) => sdk::ToolResultContentBlock::Json(to_document(v)),
+                })
+                .collect();
+            sdk::ContentBlock::ToolResult(
+                sdk::ToolResultBlock::builder()
+                    .tool_use_id(&r.tool_use_id)
+                    .set_content(Some(content))
+                    .set_status(r.status.map(|s| match s {
+                        ResultStatus::Success => sdk::ToolResultStatus::Success,
+                        ResultStatus::Error => sdk::ToolResultStatus::Error,
+                    }))
+                    .build()
+                    .map_err(build_err)?,
+            )
+        }
+    })
+}

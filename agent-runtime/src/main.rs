@@ -1,0 +1,28 @@
+//! `agentry-runtime`: parses flags, starts logging, serves the Agent.
+
+use std::process::ExitCode;
+
+use agentry_runtime::Cli;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    match agentry_runtime::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agentry-runtime: {}", agentry_runtime::error_chain(&e));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Prometheus metrics of the runtime. Labels come from bounded sets: outcomes, error
+//! categories, the Agent's own tool names and its one model.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::conversation::Usage;
+
+type L1 = Vec<(&'static str, String)>;
+
+/// The runtime's metrics.
+pub struct Metrics {
+    registry: Registry,
+    invocations: Family<L1, Counter>,
+    invocation_seconds: Histogram,
+    in_flight: Gauge,
+    bedrock_calls: Family<L1, Counter>,
+    bedrock_seconds: Family<L1, Histogram>,
+    tokens: Family<L1, Counter>,
+    tool_calls: Family<L1, Counter>,
+    tool_seconds: Family<L1, Histogram>,
+}
+
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers everything under `agentry_runtime`.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("agentry_runtime");
+        let invocations = Family::<L1, Counter>::default();
+        r.register(
+            "invocations",
+            "Invocations by outcome (a stop reason, or an error category)",
+            invocations.clone(),
+        );
+        let invocation_seconds = seconds();
+        r.register(
+            "invocation_duration_seconds",
+            "Duration of invocations",
+            invocation_seconds.clone(),
+        );
+        let in_flight = Gauge::default();
+        r.register(
+            "invocations_in_flight",
+            "Invocations running now",
+            in_flight.clone(),
+        );
+        let bedrock_calls = Family::<L1, Counter>::default();
+        r.register(
+            "bedrock_calls",
+            "Bedrock calls by model and outcome",
+            bedrock_calls.clone(),
+        );
+        let bedrock_seconds =
+            Family::<L1, Histogram>::new_with_constructor(seconds as fn() -> Histogram);
+        r.register(
+            "bedrock_call_duration_seconds",
+            "Duration of Bedrock calls by model",
+            bedrock_seconds.clone(),
+        );
+        let tokens = Family::<L1, Counter>::default();
+        r.register(
+            "tokens",
+            "Tokens by model and direction (input, output)",
+            tokens.clone(),
+        );
+        let tool_calls = Family::<L1, Counter>::default();
+        r.register(
+            "tool_calls",
+            "Tool calls by tool and outcome",
+            tool_calls.clone(),
+        );
+        let tool_seconds =
+            Family::<L1, Histogram>::new_with_constructor(seconds as fn() -> Histogram);
+        r.register(
+            "tool_call_duration_seconds",
+            "Duration of tool calls by tool",
+            tool_seconds.clone(),
+        );
+        Self {
+            registry: r,
+            invocations,
+            invocation_seconds,
+            in_flight,
+            bedrock_calls,
+            bedrock_seconds,
+            tokens,
+            tool_calls,
+            tool_seconds,
+        }
+    }
+
+    /// An invocation started; call [`Metrics::finished`] when it ends.
+    pub fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// An invocation ended with `outcome` after `d`.
+    pub fn finished(&self, outcome: &str, d: Duration) {
+        self.in_flight.dec();
+        self.invocations
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+        self.invocation_seconds.observe(d.as_secs_f64());
+    }
+
+    /// An invocation refused before it started (e.g. over the concurrency limit).
+    pub fn refused(&self, outcome: &str) {
+        self.invocations
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    /// One Bedrock call.
+    pub fn bedrock_call(&self, model: &str, outcome: &str, d: Duration) {
+        self.bedrock_calls
+            .get_or_create(&vec![
+                ("model", model.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+        self.bedrock_seconds
+            .get_or_create(&vec![("model", model.to_string())])
+            .observe(d.as_secs_f64());
+    }
+
+    /// Tokens of one call.
+    pub fn tokens(&self, model: &str, usage: Usage) {
+        self.tokens
+            .get_or_create(&vec![
+                ("model", model.to_string()),
+                ("direction", "input".into()),
+            ])
+            .inc_by(usage.input_tokens);
+        self.tokens
+            .get_or_create(&vec![
+                ("model", model.to_string()),
+                ("direction", "output".into()),
+            ])
+            .inc_by(usage.output_tokens);
+    }
+
+    /// One tool call.
+    pub fn tool_call(&self, tool: &str, outcome: &str, d: Duration) {
+        self.tool_calls
+            .get_or_create(&vec![
+                ("tool", tool.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+        self.tool_seconds
+            .get_or_create(&vec![("tool", tool.to_string())])
+            .observe(d.as_secs_f64());
+    }
+
+    /// The Prometheus text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,104 @@
+//! HTTP tools: the input as a JSON body (or, for GET and DELETE, as query parameters), the
+//! response as the result.
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::read_capped;
+use crate::bedrock::excerpt;
+use crate::conversation::{ResultContent, ResultStatus, ToolResult};
+
+pub(super) async fn call(
+    client: &reqwest::Client,
+    id: &str,
+    url: &str,
+    method: &reqwest::Method,
+    headers: &[(HeaderName, HeaderValue)],
+    input: &Value,
+) -> ToolResult {
+    let mut target = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return ToolResult::error(id, format!("the tool's URL is invalid: {e}")),
+    };
+    let query = *method == reqwest::Method::GET || *method == reqwest::Method::DELETE;
+    if query && let Value::Object(map) = input {
+        let mut pairs = target.query_pairs_mut();
+        for (k, v) in map {
+            match v {
+                Value::String(s) => pairs.append_pair(k, s),
+                Value::Null => continue,
+                other => pairs.append_pair(k, &other.to_string()),
+            };
+        }
+    }
+    let mut request = client
+        .request(method.clone(), target)
+        .header(ACCEPT, "application/json, text/plain;q=0.9, */*;q=0.5");
+    for (name, value) in headers {
+        request = request.header(name.clone(), value.clone());
+    }
+    if !query {
+        request = request
+            .header(CONTENT_TYPE, "application/json")
+            .body(input.to_string());
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return ToolResult::error(
+                id,
+                format!(
+                    "the tool's endpoint could not be reached: {}",
+                    crate::error_chain(&e)
+                ),
+            );
+        }
+    };
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let (body, cut) = match read_capped(response).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ToolResult::error(
+                id,
+                format!(
+                    "reading the tool's response failed: {}",
+                    crate::error_chain(&e)
+                ),
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&body);
+    if status.as_u16() >= 400 {
+        return ToolResult::error(
+            id,
+            format!(
+                "the tool answered HTTP {}: {}",
+                status.as_u16(),
+                excerpt(text.trim(), 300)
+            ),
+        );
+    }
+    let content = match (is_json && !cut)
+        .then(|| serde_json::from_slice::<Value>(&body).ok())
+        .flatten()
+    {
+        // Bedrock takes a JSON object as a json result; anything else is wrapped in one.
+        Some(Value::Object(o)) => ResultContent::Json(Value::Object(o)),
+        Some(other) => ResultContent::Json(serde_json::json!({ "result": other })),
+        None if cut => ResultContent::Text(format!(
+            "{text}\n[response cut at {} bytes]",
+            super::MAX_RESPONSE_BYTES
+        )),
+        None => ResultContent::Text(text.into_owned()),
+    };
+    ToolResult {
+        tool_use_id: id.into(),
+        content: vec![content],
+        status: Some(ResultStatus::Success),
+    }
+}
