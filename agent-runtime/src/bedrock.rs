@@ -80,6 +80,36 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     }
 }
 
+/// Errors inside a ConverseStream response: exception frames name their type in a header, so
+/// the SDK reports them as enum variants without an error code.
+fn classify_stream(
+    e: SdkError<
+        aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError,
+        aws_smithy_types::event_stream::RawMessage,
+    >,
+) -> BedrockError {
+    use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError as E;
+    let Some(service) = e.as_service_error() else {
+        return classify(e);
+    };
+    let message = service
+        .message()
+        .map(String::from)
+        .unwrap_or_else(|| crate::error_chain(&e));
+    let code = match service {
+        E::ThrottlingException(_) => return BedrockError::Throttled(message),
+        E::ServiceUnavailableException(_) => "ServiceUnavailableException",
+        E::ValidationException(_) => "ValidationException",
+        E::InternalServerException(_) => "InternalServerException",
+        E::ModelStreamErrorException(_) => "ModelStreamErrorException",
+        _ => service.code().unwrap_or("StreamException"),
+    };
+    BedrockError::Model {
+        code: code.into(),
+        message,
+    }
+}
+
 fn build_err(e: aws_smithy_types::error::operation::BuildError) -> BedrockError {
     BedrockError::Request(e.to_string())
 }
@@ -252,7 +282,7 @@ impl Bedrock {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(classify(e)),
+                Err(e) => return Err(classify_stream(e)),
             }
         }
         Ok(assembly.finish())

@@ -6,7 +6,12 @@
 //! - [`cluster`]: access to a real cluster through `KUBECONFIG`, with a printed reason to skip
 //!   when none is given, and throwaway namespaces.
 //! - [`fake_kube`]: an in-memory imitation of the API server, for operator benchmarks.
+//! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
 //! - [`process`]: the project's binaries as real processes, with their logs.
+
+// A test harness: when setting up a server or a client fails, stopping the test loudly is the
+// right outcome (each such function documents it under `# Panics`).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod bedrock;
 pub mod chart;
@@ -14,3 +19,4 @@ pub mod cluster;
 pub mod fake_kube;
 pub mod fixtures;
 pub mod process;
+pub mod runtime;

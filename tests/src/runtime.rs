@@ -1,0 +1,230 @@
+//! The runtime under test, in-process: served on a free port with an SDK configuration that
+//! points the real `aws-sdk-bedrockruntime` client at a [`FakeBedrock`] (test credentials, fast
+//! retries); and a scriptable HTTP tool server.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentry_crds::runtime_config::RuntimeConfig;
+use agentry_runtime::bedrock::Bedrock;
+use agentry_runtime::invoke::Runtime;
+use agentry_runtime::tools::Toolbox;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde_json::Value;
+
+use crate::bedrock::FakeBedrock;
+
+/// A runtime serving on loopback. Dropping it stops it.
+pub struct RuntimeUnderTest {
+    /// Base URL, e.g. `http://127.0.0.1:4711`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server task; finishes after a stop once in-flight requests are done.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeUnderTest {
+    /// Begins a graceful shutdown (as SIGTERM does).
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for RuntimeUnderTest {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The SDK configuration for a fake Bedrock: its endpoint, test credentials, quick retries.
+pub async fn sdk_config(bedrock: &FakeBedrock) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(bedrock.url())
+        .test_credentials()
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(5)),
+        )
+        .load()
+        .await
+}
+
+/// Starts the runtime for `config` against `bedrock`; `env` provides secret header values.
+///
+/// # Panics
+/// When the runtime cannot be built or bound.
+pub async fn start(
+    config: RuntimeConfig,
+    bedrock: &FakeBedrock,
+    env: BTreeMap<String, String>,
+) -> RuntimeUnderTest {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    start_on(listener, config, bedrock, env).await
+}
+
+/// Like [`start`], on a listener the caller bound (to know the URL first).
+///
+/// # Panics
+/// When the runtime cannot be built.
+pub async fn start_on(
+    listener: tokio::net::TcpListener,
+    config: RuntimeConfig,
+    bedrock: &FakeBedrock,
+    env: BTreeMap<String, String>,
+) -> RuntimeUnderTest {
+    let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
+    let sdk = sdk_config(bedrock).await;
+    let client = Bedrock::with_sdk_config(&config, &tools.specs(), &sdk).expect("bedrock client");
+    let rt = Arc::new(Runtime {
+        config,
+        bedrock: client,
+        tools,
+        metrics: Default::default(),
+    });
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agentry_runtime::serve(
+        listener,
+        rt,
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(30),
+    ));
+    RuntimeUnderTest {
+        url,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// What one tool endpoint does.
+#[derive(Clone, Debug)]
+pub enum ToolBehaviour {
+    /// Answer 200 with this JSON.
+    Json(Value),
+    /// Answer with this status and text.
+    Status(u16, String),
+    /// Wait, then answer with the JSON.
+    Slow(Duration, Value),
+}
+
+/// A request a tool endpoint received.
+#[derive(Clone, Debug)]
+pub struct ToolRequest {
+    /// Path.
+    pub path: String,
+    /// Query string.
+    pub query: String,
+    /// Headers.
+    pub headers: BTreeMap<String, String>,
+    /// JSON body (`null` when none).
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct ToolInner {
+    routes: Mutex<BTreeMap<String, ToolBehaviour>>,
+    seen: Mutex<Vec<ToolRequest>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// An HTTP server standing in for the services tools call.
+#[derive(Clone)]
+pub struct ToolServer {
+    inner: Arc<ToolInner>,
+    /// Its address.
+    pub addr: SocketAddr,
+}
+
+impl ToolServer {
+    /// Starts it; `routes` maps a path (`/top_song`) to its behaviour.
+    ///
+    /// # Panics
+    /// When it cannot bind.
+    pub async fn start(routes: &[(&str, ToolBehaviour)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let inner = Arc::new(ToolInner::default());
+        inner
+            .routes
+            .lock()
+            .expect("lock")
+            .extend(routes.iter().map(|(p, b)| (p.to_string(), b.clone())));
+        let server = Self { inner, addr };
+        let app = Router::new()
+            .route("/{*path}", any(tool_handler))
+            .with_state(server.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        server
+    }
+
+    /// URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn seen(&self) -> Vec<ToolRequest> {
+        self.inner.seen.lock().expect("lock").clone()
+    }
+
+    /// The most requests that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+async fn tool_handler(
+    State(s): State<ToolServer>,
+    Path(path): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/{path}");
+    let now = s.inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    s.inner.seen.lock().expect("lock").push(ToolRequest {
+        path: path.clone(),
+        query: uri.query().unwrap_or_default().to_string(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    let behaviour = s.inner.routes.lock().expect("lock").get(&path).cloned();
+    let response = match behaviour {
+        Some(ToolBehaviour::Json(v)) => axum::Json(v).into_response(),
+        Some(ToolBehaviour::Status(code, text)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            text,
+        )
+            .into_response(),
+        Some(ToolBehaviour::Slow(d, v)) => {
+            tokio::time::sleep(d).await;
+            axum::Json(v).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such tool route").into_response(),
+    };
+    s.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
