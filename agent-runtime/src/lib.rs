@@ -126,7 +126,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .map_err(|e| RunError::Listen(cli.listen, e))?;
-    tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.specs().len(), listen = %cli.listen, "ready");
+    let bound = listener.local_addr().unwrap_or(cli.listen);
+    tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.specs().len(), listen = %bound, "ready");
     serve(listener, rt, terminated(), grace).await;
     Ok(())
 }

@@ -209,7 +209,16 @@ impl RuntimeConfig {
             }
             None => return Err(ConfigError::Parse("missing field `apiVersion`".into())),
         }
-        serde_json::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ConfigError::Parse(if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            })
+        })
     }
 
     /// The configuration as the JSON the ConfigMap holds. Field order is fixed, so equal
@@ -269,6 +278,18 @@ mod tests {
         assert!(err.contains("agentry.dev/runtime-config/v9"), "{err}");
         assert!(
             err.contains("understands \"agentry.dev/runtime-config/v1\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_path() {
+        let text = sample()
+            .to_json()
+            .replace("\"maxTokens\": 4096", "\"maxTokens\": \"lots\"");
+        let err = RuntimeConfig::from_json(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("model.maxTokens: invalid type: string \"lots\""),
             "{err}"
         );
     }
