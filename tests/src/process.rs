@@ -23,6 +23,43 @@ pub fn release_binary(package: &str, bin: &str) -> PathBuf {
     build(package, bin, true)
 }
 
+/// Whether `binary` is missing or older than any source it is built from. `cargo test
+/// --workspace` builds every member's binaries first, so there the harness never has to call
+/// cargo (a nested cargo inside a test run costs half a minute of lock waits and checks).
+fn stale(binary: &std::path::Path, root: &std::path::Path) -> bool {
+    fn newest(dir: &std::path::Path) -> std::time::SystemTime {
+        let mut t = std::time::SystemTime::UNIX_EPOCH;
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let m = if p.is_dir() {
+                newest(&p)
+            } else {
+                e.metadata().and_then(|m| m.modified()).unwrap_or(t)
+            };
+            t = t.max(m);
+        }
+        t
+    }
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return true;
+    };
+    let sources = ["crds/src", "operator/src", "agent-runtime/src"]
+        .iter()
+        .map(|d| newest(&root.join(d)))
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    let manifests = ["Cargo.lock", "Cargo.toml"]
+        .iter()
+        .filter_map(|f| {
+            std::fs::metadata(root.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    sources.max(manifests) > built
+}
+
 fn build(package: &str, bin: &str, release: bool) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let root = crate::fixtures::repo_root();
@@ -35,12 +72,15 @@ fn build(package: &str, bin: &str, release: bool) -> PathBuf {
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
     let id = format!("{bin}:{release}");
-    if !built.contains(&id) {
+    if !built.contains(&id) && (release || stale(&path, &root)) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut args = vec!["build", "--quiet", "-p", package, "--bin", bin];
-        if release {
-            args.push("--release");
-        }
+        // Debug builds use the package selection and targets of `cargo test --workspace`, so
+        // features unify the same way and neither build invalidates the other's artifacts.
+        let args: Vec<&str> = if release {
+            vec!["build", "--quiet", "--release", "-p", package, "--bin", bin]
+        } else {
+            vec!["build", "--quiet", "--workspace", "--bins", "--tests"]
+        };
         let status = Command::new(cargo)
             .args(&args)
             .current_dir(&root)

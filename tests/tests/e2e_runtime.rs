@@ -243,3 +243,75 @@ async fn sigterm_lets_the_request_in_flight_complete_then_exits_cleanly() {
     assert!(text.contains("done despite SIGTERM"));
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test]
+async fn an_agent_manifest_runs_locally_once_in_cluster_tools_are_resolved() {
+    let bin = binary("agentry-runtime", "agentry-runtime");
+    let weather = agentry_tests::fixtures::repo_root().join("examples/weather.yaml");
+    let out = std::process::Command::new(&bin)
+        .args([
+            "--agent",
+            weather.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("get_weather (http://weather-api.default.svc.cluster.local:80/v1/weather)")
+            && stderr.contains("ask_travel_agent"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resolve TOOL=URL"), "{stderr}");
+
+    let bedrock = FakeBedrock::start().await.unwrap();
+    let endpoint = bedrock.url();
+    let p = Process::start(
+        "local",
+        &bin,
+        &[
+            "--agent",
+            weather.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--resolve",
+            "get_weather=http://127.0.0.1:9/v1/weather",
+            "--resolve",
+            "ask_travel_agent=http://127.0.0.1:9",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "example"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AGENTRY_TOOL0_HEADER0", "local-key"),
+        ],
+    );
+    assert!(
+        p.wait_for_log(" ready ", Duration::from_secs(30)),
+        "{}",
+        p.log()
+    );
+    let addr = p
+        .log()
+        .split("listen=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    bedrock.push([Script::Turn(Turn::text("Sunny."))]);
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/invoke"))
+        .body(json!({"input": "Weather in Paris?"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The manifest's model and region reach Bedrock.
+    assert_eq!(
+        bedrock.captured()[0].model_id,
+        "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+    );
+}
