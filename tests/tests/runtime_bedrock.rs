@@ -717,3 +717,124 @@ async fn shutdown_lets_an_invocation_in_flight_finish() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn guardrail_and_prompt_caching_settings_reach_bedrock() {
+    let fake = FakeBedrock::start().await.unwrap();
+    let mut cfg = config(
+        vec![http_tool(
+            "top_song",
+            "http://127.0.0.1:9/top_song".into(),
+            2,
+        )],
+        limits(),
+    );
+    cfg.model.prompt_caching = true;
+    cfg.model.stop_sequences = vec!["\n\nHuman:".into()];
+    cfg.model.guardrail = Some(GuardrailConfig {
+        identifier: "gr-abc123".into(),
+        version: "2".into(),
+        trace: Some(agentry_crds::GuardrailTrace::Enabled),
+    });
+    let rt = runtime::start(cfg, &fake, secrets()).await;
+    fake.push([Script::Turn(Turn::text("ok"))]);
+    let (status, _, _) = invoke(&rt, json!({"input": "hi"})).await;
+    assert_eq!(status, 200);
+    let body = &fake.captured()[0].body;
+    assert_eq!(
+        body["guardrailConfig"],
+        json!({"guardrailIdentifier": "gr-abc123", "guardrailVersion": "2", "trace": "enabled"})
+    );
+    assert_eq!(
+        body["system"][1],
+        json!({"cachePoint": {"type": "default"}}),
+        "a cache point after the system prompt"
+    );
+    assert_eq!(
+        body["toolConfig"]["tools"][1],
+        json!({"cachePoint": {"type": "default"}}),
+        "and after the tools"
+    );
+    assert_eq!(
+        body["inferenceConfig"]["stopSequences"],
+        json!(["\n\nHuman:"])
+    );
+    assert!((body["inferenceConfig"]["temperature"].as_f64().unwrap() - 0.2).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn a_get_tool_sends_the_input_as_query_parameters() {
+    let fake = FakeBedrock::start().await.unwrap();
+    let tools = ToolServer::start(&[("/top_song", song())]).await;
+    let mut tool = http_tool("top_song", tools.url("/top_song"), 2);
+    if let ToolKindConfig::Http(h) = &mut tool.kind {
+        h.method = HttpMethod::Get;
+    }
+    let rt = runtime::start(config(vec![tool], limits()), &fake, secrets()).await;
+    fake.push([
+        Script::Turn(Turn::tools(&[(
+            "t",
+            "top_song",
+            json!({"sign": "WZPZ", "limit": 3}),
+        )])),
+        Script::Turn(Turn::text("ok")),
+    ]);
+    let (status, _, _) = invoke(&rt, json!({"input": "q"})).await;
+    assert_eq!(status, 200);
+    let seen = tools.seen();
+    assert_eq!(seen[0].query, "limit=3&sign=WZPZ");
+    assert_eq!(seen[0].body, Value::Null);
+}
+
+#[tokio::test]
+async fn content_blocks_the_loop_does_not_use_are_ignored_without_failing() {
+    let (fake, _tools, rt) = setup(&[], limits()).await;
+    fake.push([Script::Json(json!({
+        "output": {"message": {"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "Thinking about radio.", "signature": "sig"}}},
+            {"text": "Radio is fun."}
+        ]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 3, "outputTokens": 4, "totalTokens": 7},
+        "metrics": {"latencyMs": 1}
+    }))]);
+    let (status, body, _) = invoke(&rt, json!({"input": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"], "Radio is fun.");
+}
+
+#[tokio::test]
+async fn an_agent_call_passes_the_hop_count_and_the_remaining_deadline() {
+    let fake = FakeBedrock::start().await.unwrap();
+    let callee = ToolServer::start(&[(
+        "/v1/invoke",
+        ToolBehaviour::Json(json!({"output": "hello from B"})),
+    )])
+    .await;
+    let rt = runtime::start(
+        config(
+            vec![agent_tool("ask_b", &format!("http://{}", callee.addr))],
+            limits(),
+        ),
+        &fake,
+        BTreeMap::new(),
+    )
+    .await;
+    fake.push([
+        Script::Turn(Turn::tools(&[("x", "ask_b", json!({"input": "hi B"}))])),
+        Script::Turn(Turn::text("ok")),
+    ]);
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/invoke", rt.url))
+        .header("x-agentry-call-depth", "2")
+        .body(json!({"input": "q"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = callee.seen();
+    assert_eq!(seen[0].body, json!({"input": "hi B"}));
+    assert_eq!(seen[0].headers["x-agentry-call-depth"], "3");
+    let ms: u64 = seen[0].headers["x-agentry-deadline-ms"].parse().unwrap();
+    assert!(ms > 0 && ms <= 30_000, "{ms}");
+}
