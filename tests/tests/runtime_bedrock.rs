@@ -838,3 +838,28 @@ async fn an_agent_call_passes_the_hop_count_and_the_remaining_deadline() {
     let ms: u64 = seen[0].headers["x-agentry-deadline-ms"].parse().unwrap();
     assert!(ms > 0 && ms <= 30_000, "{ms}");
 }
+
+#[tokio::test]
+async fn other_aws_errors_map_to_502_with_their_code_after_the_sdks_retries_where_it_retries() {
+    for (status, code, attempts) in [
+        (408, "ModelTimeoutException", 1),
+        (403, "AccessDeniedException", 1),
+        (503, "ServiceUnavailableException", 3),
+    ] {
+        let (fake, _tools, rt) = setup(&[], limits()).await;
+        fake.fallback(move |_| {
+            Script::Error(status, code.into(), format!("{code} from the test server"))
+        });
+        let (s, body, _) = invoke(&rt, json!({"input": "hi"})).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (502, Some("model_error")),
+            "{code}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(code),
+            "{body}"
+        );
+        assert_eq!(fake.captured().len(), attempts, "{code}");
+    }
+}
