@@ -1,0 +1,122 @@
+//! Reassembly of a ConverseStream reply: text deltas per content block, and tool inputs from
+//! their streamed JSON fragments.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_bedrockruntime::types as sdk;
+use serde_json::Value;
+
+use crate::conversation::{Block, ToolUse, Usage};
+use crate::machine::ModelReply;
+
+/// Reassembles a streamed reply: text deltas per block, tool inputs from JSON fragments.
+#[derive(Default)]
+pub struct StreamAssembly {
+    blocks: BTreeMap<i32, Partial>,
+    stop_reason: String,
+    usage: Usage,
+}
+
+enum Partial {
+    Text(String),
+    Tool {
+        id: String,
+        name: String,
+        input: String,
+    },
+}
+
+impl StreamAssembly {
+    /// Takes one event; returns a text delta to pass on, if it was one.
+    pub fn push(&mut self, event: sdk::ConverseStreamOutput) -> Option<String> {
+        match event {
+            sdk::ConverseStreamOutput::ContentBlockStart(e) => {
+                if let Some(sdk::ContentBlockStart::ToolUse(t)) = e.start() {
+                    self.blocks.insert(
+                        e.content_block_index(),
+                        Partial::Tool {
+                            id: t.tool_use_id().into(),
+                            name: t.name().into(),
+                            input: String::new(),
+                        },
+                    );
+                }
+                None
+            }
+            sdk::ConverseStreamOutput::ContentBlockDelta(e) => match e.delta() {
+                Some(sdk::ContentBlockDelta::Text(t)) => {
+                    match self
+                        .blocks
+                        .entry(e.content_block_index())
+                        .or_insert_with(|| Partial::Text(String::new()))
+                    {
+                        Partial::Text(s) => s.push_str(t),
+                        Partial::Tool { .. } => return None,
+                    }
+                    Some(t.clone())
+                }
+                Some(sdk::ContentBlockDelta::ToolUse(d)) => {
+                    if let Some(Partial::Tool { input, .. }) =
+                        self.blocks.get_mut(&e.content_block_index())
+                    {
+                        input.push_str(d.input());
+                    }
+                    None
+                }
+                _ => None,
+            },
+            sdk::ConverseStreamOutput::MessageStop(e) => {
+                self.stop_reason = e.stop_reason().as_str().to_string();
+                None
+            }
+            sdk::ConverseStreamOutput::Metadata(e) => {
+                if let Some(u) = e.usage() {
+                    self.usage = Usage {
+                        input_tokens: u.input_tokens().max(0) as u64,
+                        output_tokens: u.output_tokens().max(0) as u64,
+                    };
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The reply. A tool input that is not valid JSON becomes `{}` in the conversation (so
+    /// Bedrock accepts it back) and is marked, so the tool answers with an error.
+    pub fn finish(self) -> ModelReply {
+        let content = self
+            .blocks
+            .into_values()
+            .map(|p| match p {
+                Partial::Text(t) => Block::Text(t),
+                Partial::Tool { id, name, input } => {
+                    let parsed = if input.trim().is_empty() { Ok(Value::Object(Default::default())) } else { serde_json::from_str::<Value>(&input) };
+                    let input = match parsed {
+                        Ok(v) => v,
+                        Err(e) => serde_json::json!({ crate::tools::MALFORMED_INPUT_KEY: format!("the tool input was not valid JSON ({e}): {}", excerpt(&input, 200)) }),
+                    };
+                    Block::ToolUse(ToolUse { tool_use_id: id, name, input })
+                }
+            })
+            .collect();
+        ModelReply {
+            content,
+            stop_reason: if self.stop_reason.is_empty() {
+                "end_turn".into()
+            } else {
+                self.stop_reason
+            },
+            usage: self.usage,
+        }
+    }
+}
+
+/// At most `n` characters of `s`.
+pub fn excerpt(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).collect();
+    if s.chars().count() > n {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,200 @@
+//! Tests of the parent module.
+
+use super::*;
+use crate::build::fixtures::{MINIMAL, WEATHER, validated};
+
+fn runtime() -> RuntimeImage {
+    RuntimeImage {
+        image: "registry.example/agentry-runtime:1.0.0".into(),
+        pull_policy: None,
+        pull_secrets: vec![],
+    }
+}
+
+fn build_with(yaml: &str, runtime: &RuntimeImage) -> Deployment {
+    deployment(
+        &validated(yaml),
+        &DeploymentInputs {
+            runtime,
+            config_hash: "abc123",
+            service_account: "weather",
+        },
+    )
+}
+
+fn build(yaml: &str) -> Deployment {
+    build_with(yaml, &runtime())
+}
+
+#[test]
+fn operator_default_pull_policy_and_secrets_apply_when_the_agent_sets_none() {
+    let r = RuntimeImage {
+        pull_policy: Some("Always".into()),
+        pull_secrets: vec!["regcred".into()],
+        ..runtime()
+    };
+    let d = build_with(MINIMAL, &r);
+    let p = pod(&d);
+    assert_eq!(p.containers[0].image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(p.image_pull_secrets.as_ref().unwrap()[0].name, "regcred");
+    let own = build_with(
+        &format!("{MINIMAL}  imagePullPolicy: Never\n  imagePullSecrets: [{{name: mine}}]\n"),
+        &r,
+    );
+    assert_eq!(
+        pod(&own).containers[0].image_pull_policy.as_deref(),
+        Some("Never")
+    );
+    assert_eq!(
+        pod(&own).image_pull_secrets.as_ref().unwrap()[0].name,
+        "mine"
+    );
+}
+
+fn pod(d: &Deployment) -> &PodSpec {
+    d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+#[test]
+fn deployment_is_named_after_the_agent_and_owned_by_it() {
+    let d = build(WEATHER);
+    assert_eq!(d.metadata.name.as_deref(), Some("weather"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("demo"));
+    let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("Agent", Some(true))
+    );
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
+}
+
+#[test]
+fn config_hash_goes_into_the_pod_template_so_a_change_rolls_the_pods() {
+    let d = build(WEATHER);
+    let ann = d
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_eq!(ann[CONFIG_HASH_ANNOTATION], "abc123");
+}
+
+#[test]
+fn pods_meet_the_restricted_pod_security_profile() {
+    let d = build(MINIMAL);
+    let pod = pod(&d);
+    let psc = pod.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    let sc = pod.containers[0].security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
+}
+
+#[test]
+fn config_is_mounted_read_only_and_probes_hit_the_health_endpoints() {
+    let d = build(MINIMAL);
+    let c = &pod(&d).containers[0];
+    let mount = &c.volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/etc/agentry", Some(true))
+    );
+    assert_eq!(
+        pod(&d).volumes.as_ref().unwrap()[0]
+            .config_map
+            .as_ref()
+            .unwrap()
+            .name,
+        "hello-config"
+    );
+    let path = |p: &Option<Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&c.readiness_probe), "/readyz");
+    assert_eq!(path(&c.liveness_probe), "/healthz");
+    assert_eq!(
+        c.image.as_deref(),
+        Some("registry.example/agentry-runtime:1.0.0")
+    );
+}
+
+#[test]
+fn secret_headers_reach_the_pod_as_secret_key_ref_environment_variables() {
+    let d = build(WEATHER);
+    let env = pod(&d).containers[0].env.clone().unwrap();
+    let var = env
+        .iter()
+        .find(|e| e.name == "AGENTRY_TOOL0_HEADER0")
+        .unwrap();
+    let key = var
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("weather-api", "token")
+    );
+    assert!(var.value.is_none());
+}
+
+#[test]
+fn pod_level_overrides_from_the_spec_are_passed_through() {
+    let yaml = format!(
+        "{MINIMAL}  image: my/runtime:dev\n  imagePullPolicy: Always\n  priorityClassName: high\n  \
+         nodeSelector: {{pool: agents}}\n  podLabels: {{team: a, agentry.dev/agent: spoof}}\n  \
+         podAnnotations: {{note: x}}\n  tolerations: [{{key: dedicated, operator: Exists}}]\n  \
+         resources: {{limits: {{memory: 1Gi}}}}\n  env: [{{name: LOG, value: debug}}]\n"
+    );
+    let d = build(&yaml);
+    let template = d.spec.as_ref().unwrap().template.clone();
+    let labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
+    assert_eq!(labels["team"], "a");
+    assert_eq!(
+        labels["agentry.dev/agent"], "hello",
+        "Agentry's selector label wins"
+    );
+    assert_eq!(template.metadata.unwrap().annotations.unwrap()["note"], "x");
+    let pod = template.spec.unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("my/runtime:dev"));
+    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0,
+        "1Gi"
+    );
+    assert!(c.env.as_ref().unwrap().iter().any(|e| e.name == "LOG"));
+    assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+    assert_eq!(pod.node_selector.unwrap()["pool"], "agents");
+    assert_eq!(
+        pod.tolerations.unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
+}
+
+#[test]
+fn termination_grace_covers_the_invocation_deadline() {
+    let d = build(WEATHER);
+    assert_eq!(pod(&d).termination_grace_period_seconds, Some(70));
+}
