@@ -23,17 +23,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// An error and its chain of sources, on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use agentry_crds::error_chain;
 
 /// Flags of `agentry-runtime`.
 #[derive(Parser, Debug, Clone)]

@@ -28,3 +28,16 @@ pub use workload::ServiceAccountSpec;
 pub const API_GROUP: &str = "agentry.dev";
 /// The served and stored API version.
 pub const API_VERSION: &str = "v1alpha1";
+
+/// An error and its whole chain of sources, on one line (`applying Deployment x: ApiError: ...`),
+/// for logs, Events and exit messages of every Agentry binary.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -29,17 +29,7 @@ use crate::config::OperatorConfig;
 use crate::controller::ControllerSettings;
 use crate::leader::{LeaderElector, LeaderError};
 
-/// An error and its whole chain of sources, on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use agentry_crds::error_chain;
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
