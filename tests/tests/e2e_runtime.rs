@@ -52,18 +52,9 @@ fn start_runtime(
     extra_env: &[(&str, &str)],
 ) -> (Process, String) {
     let bin = binary("agentry-runtime", "agentry-runtime");
-    let endpoint = bedrock.url();
-    let mut env = vec![
-        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("RUST_LOG", "info"),
-    ];
+    let owned = bedrock.process_env();
+    let mut env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("RUST_LOG", "info"));
     env.extend_from_slice(extra_env);
     let p = Process::start(
         name,
@@ -267,7 +258,9 @@ async fn an_agent_manifest_runs_locally_once_in_cluster_tools_are_resolved() {
     assert!(stderr.contains("--resolve TOOL=URL"), "{stderr}");
 
     let bedrock = FakeBedrock::start().await.unwrap();
-    let endpoint = bedrock.url();
+    let owned = bedrock.process_env();
+    let mut local_env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    local_env.push(("AGENTRY_TOOL0_HEADER0", "local-key"));
     let p = Process::start(
         "local",
         &bin,
@@ -281,13 +274,7 @@ async fn an_agent_manifest_runs_locally_once_in_cluster_tools_are_resolved() {
             "--resolve",
             "ask_travel_agent=http://127.0.0.1:9",
         ],
-        &[
-            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-            ("AWS_SECRET_ACCESS_KEY", "example"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AGENTRY_TOOL0_HEADER0", "local-key"),
-        ],
+        &local_env,
     );
     assert!(
         p.wait_for_log(" ready ", Duration::from_secs(30)),

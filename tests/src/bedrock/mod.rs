@@ -173,6 +173,21 @@ impl FakeBedrock {
         format!("http://{}", self.addr)
     }
 
+    /// The environment of an `agentry-runtime` process that should talk to this server: the
+    /// endpoint override, test credentials and region, and no instance-metadata lookups.
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", self.url()),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".into()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            ),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
     /// Appends steps to the script.
     pub fn push(&self, steps: impl IntoIterator<Item = Script>) {
         lock(&self.inner.script).extend(steps);

@@ -12,32 +12,11 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use agentry_tests::fake_kube::FakeKube;
-use agentry_tests::process::{Process, release_binary};
+use agentry_tests::process::{Process, cpu_seconds, proc_status_kb, release_binary};
 use serde_json::json;
 
 const AGENTS: &str = "/apis/agentry.dev/v1alpha1/agents";
 const METRICS_PORT: u16 = 18190;
-
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
-}
 
 fn metric(name: &str) -> f64 {
     let mut out = String::new();
@@ -121,7 +100,7 @@ async fn main() {
     let pid = op.pid();
     let mut peak_rss = 0;
     while fake.counts().status_writes < n as u64 {
-        peak_rss = peak_rss.max(proc_field(pid, "status", "VmRSS:").unwrap_or(0));
+        peak_rss = peak_rss.max(proc_status_kb(pid, "VmRSS:"));
         assert!(
             start.elapsed() < Duration::from_secs(300),
             "not every Agent got a status in 5 min:\n{}",
@@ -134,15 +113,15 @@ async fn main() {
     let mut last = metric("agentry_operator_reconciliations_total");
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        peak_rss = peak_rss.max(proc_field(pid, "status", "VmRSS:").unwrap_or(0));
+        peak_rss = peak_rss.max(proc_status_kb(pid, "VmRSS:"));
         let now = metric("agentry_operator_reconciliations_total");
         if now == last {
             break;
         }
         last = now;
     }
-    let settled_rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
-    let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    let settled_rss = proc_status_kb(pid, "VmRSS:");
+    let hwm = proc_status_kb(pid, "VmHWM:");
     let cpu = cpu_seconds(pid);
     let reconciles = metric("agentry_operator_reconciliations_total");
     let counts = fake.counts();

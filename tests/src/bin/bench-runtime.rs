@@ -16,27 +16,9 @@ use agentry_crds::HttpMethod;
 use agentry_crds::limits::EffectiveLimits;
 use agentry_crds::runtime_config::*;
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
-use agentry_tests::process::{Process, release_binary};
+use agentry_tests::process::{Process, cpu_seconds, proc_status_kb, release_binary};
 use agentry_tests::runtime::{ToolBehaviour, ToolServer};
 use serde_json::{Value, json};
-
-fn proc_status(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
-}
 
 /// The scripted model: a tool call first, the answer once the tool result is there.
 fn model(body: &Value) -> Script {
@@ -281,17 +263,9 @@ async fn main() {
         std::env::temp_dir().join(format!("agentry-bench-runtime-{}.json", std::process::id()));
     std::fs::write(&path, config.to_json()).expect("config");
     let bin = release_binary("agentry-runtime", "agentry-runtime");
-    let endpoint = bedrock.url();
-    let env = [
-        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("RUST_LOG", "warn"),
-    ];
+    let owned = bedrock.process_env();
+    let mut env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("RUST_LOG", "warn"));
 
     // Start to ready: from spawn until /readyz answers 200.
     let mut ready_ms = Vec::new();
@@ -349,7 +323,7 @@ async fn main() {
     let _warm = drive_runtime(url, p.pid(), 4, 1).await;
     let c1 = drive_runtime(url, p.pid(), 1, secs).await;
     let c16 = drive_runtime(url, p.pid(), 16, secs).await;
-    let rss_kb = proc_status(p.pid(), "VmHWM:");
+    let rss_kb = proc_status_kb(p.pid(), "VmHWM:");
     drop(p);
 
     // The bare SDK loop, as its own process, same scenario and concurrency.
