@@ -3,6 +3,22 @@
 use super::*;
 use crate::build::fixtures::{WEATHER, agent};
 
+/// The status of `agent` at a fixed time, for tests where the time does not matter.
+fn status(
+    agent: &agentry_crds::Agent,
+    deployment: Option<&Deployment>,
+    problems: &[Problem],
+    invalid: Option<(&'static str, String)>,
+) -> AgentStatus {
+    let observed = Observed {
+        agent,
+        deployment,
+        problems,
+        invalid,
+    };
+    desired_status(&observed, &time("2026-01-01T00:00:00Z"))
+}
+
 fn time(s: &str) -> Time {
     Time(s.parse().unwrap())
 }
@@ -25,15 +41,7 @@ fn cond<'a>(s: &'a AgentStatus, t: &str) -> &'a Condition {
 fn ready_when_the_deployment_has_every_desired_replica_available() {
     let a = agent(WEATHER);
     let d = deployment(2, 2, 3, 3);
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: Some(&d),
-            problems: &[],
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, Some(&d), &[], None);
     assert_eq!(cond(&s, "Ready").status, "True");
     assert_eq!(cond(&s, "Ready").message, "2/2 runtime pods available");
     assert_eq!(cond(&s, "Ready").observed_generation, Some(2));
@@ -54,15 +62,7 @@ fn ready_when_the_deployment_has_every_desired_replica_available() {
 fn not_ready_while_the_deployment_has_not_observed_its_latest_generation() {
     let a = agent(WEATHER);
     let d = deployment(2, 2, 4, 3);
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: Some(&d),
-            problems: &[],
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, Some(&d), &[], None);
     assert_eq!(cond(&s, "Ready").status, "False");
     assert_eq!(cond(&s, "Ready").reason, "RolloutInProgress");
 }
@@ -74,15 +74,7 @@ fn missing_tool_target_gives_tools_resolved_false_with_reason_and_message() {
         reason: "AgentNotFound",
         message: "tool ask_travel_agent: Agent demo/travel not found".into(),
     }];
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: None,
-            problems: &problems,
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, None, &problems, None);
     let c = cond(&s, "ToolsResolved");
     assert_eq!(
         (c.status.as_str(), c.reason.as_str()),
@@ -143,15 +135,7 @@ fn replica_failure_makes_the_agent_degraded() {
         "status": {"observedGeneration": 1, "conditions": [
             {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "pods \"weather-1\" is forbidden: exceeded quota"}]}
     })).unwrap();
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: Some(&d),
-            problems: &[],
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, Some(&d), &[], None);
     let c = cond(&s, "Degraded");
     assert_eq!(
         (c.status.as_str(), c.reason.as_str()),
@@ -163,15 +147,7 @@ fn replica_failure_makes_the_agent_degraded() {
 #[test]
 fn an_invalid_agent_reports_ready_false_and_stalled_with_the_reason_and_no_endpoint() {
     let a = agent(WEATHER);
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: None,
-            problems: &[],
-            invalid: Some(("InvalidName", "bad".into())),
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, None, &[], Some(("InvalidName", "bad".into())));
     let types: Vec<_> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
     assert_eq!(types, ["Ready", "Reconciling", "Stalled"]);
     assert_eq!(cond(&s, "Ready").reason, "InvalidName");
@@ -190,15 +166,7 @@ fn an_invalid_agent_reports_ready_false_and_stalled_with_the_reason_and_no_endpo
 fn kstatus_sees_a_rollout_as_reconciling_and_a_ready_agent_as_done() {
     let a = agent(WEATHER);
     let rolling = deployment(1, 2, 3, 3);
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: Some(&rolling),
-            problems: &[],
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, Some(&rolling), &[], None);
     assert_eq!(
         (
             cond(&s, "Reconciling").status.as_str(),
@@ -208,15 +176,7 @@ fn kstatus_sees_a_rollout_as_reconciling_and_a_ready_agent_as_done() {
     );
     assert_eq!(cond(&s, "Stalled").status, "False");
     let done = deployment(2, 2, 3, 3);
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: Some(&done),
-            problems: &[],
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, Some(&done), &[], None);
     assert_eq!(cond(&s, "Reconciling").status, "False");
     assert_eq!(cond(&s, "Stalled").status, "False");
 }
@@ -228,15 +188,7 @@ fn a_missing_prompt_config_map_stalls_the_agent_but_a_missing_tool_target_does_n
         reason: "ConfigMapNotFound",
         message: "systemPromptFrom: ConfigMap demo/p not found".into(),
     }];
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: None,
-            problems: &cm,
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, None, &cm, None);
     assert_eq!(
         (
             cond(&s, "Stalled").status.as_str(),
@@ -248,15 +200,7 @@ fn a_missing_prompt_config_map_stalls_the_agent_but_a_missing_tool_target_does_n
         reason: "AgentNotFound",
         message: "tool x: Agent demo/y not found".into(),
     }];
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: None,
-            problems: &tool,
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, None, &tool, None);
     assert_eq!(cond(&s, "Stalled").status, "False");
     assert_eq!(cond(&s, "Reconciling").status, "True");
 }
@@ -265,14 +209,6 @@ fn a_missing_prompt_config_map_stalls_the_agent_but_a_missing_tool_target_does_n
 fn scaled_to_zero_is_ready() {
     let a = agent(&WEATHER.replace("replicas: 2", "replicas: 0"));
     let d = deployment(0, 0, 1, 1);
-    let s = desired_status(
-        &Observed {
-            agent: &a,
-            deployment: Some(&d),
-            problems: &[],
-            invalid: None,
-        },
-        &time("2026-01-01T00:00:00Z"),
-    );
+    let s = status(&a, Some(&d), &[], None);
     assert_eq!(cond(&s, "Ready").reason, "ScaledToZero");
 }
