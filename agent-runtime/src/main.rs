@@ -8,6 +8,10 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process, chosen here rather than left to rustls,
+    // which panics at the first HTTPS connection when a build unifies more than one. It fails
+    // only when a provider is installed already, which is then the one in use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: log pipelines (and kubectl logs) get plain text.

@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -92,7 +93,8 @@ pub trait Child:
     + 'static
 {
     /// Kinds whose status is written by another controller (Deployment, PodDisruptionBudget)
-    /// are versioned by `metadata.generation`, which only spec changes bump; the others by
+    /// are versioned by `metadata.generation`, which only spec changes bump, plus a digest of
+    /// their labels and annotations (so a metadata-only hand edit is seen too); the others by
     /// `metadata.resourceVersion`.
     const BY_GENERATION: bool;
 
@@ -105,10 +107,28 @@ pub trait Child:
 pub fn version_of<K: Child>(live: &K) -> String {
     let meta = live.meta();
     if K::BY_GENERATION {
-        meta.generation.map(|g| g.to_string()).unwrap_or_default()
+        let generation = meta.generation.map(|g| g.to_string()).unwrap_or_default();
+        format!("{generation}/{}", metadata_digest(meta))
     } else {
         meta.resource_version.clone().unwrap_or_default()
     }
+}
+
+/// Annotation under which a compacted cache entry keeps the digest of the labels and
+/// annotations it dropped. It exists only in the operator's memory, never on the server.
+const METADATA_DIGEST: &str = "agentry.dev/cached-metadata-digest";
+
+/// A digest of an object's labels and annotations (or the one a compacted entry kept).
+fn metadata_digest(meta: &ObjectMeta) -> String {
+    if let Some(d) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(METADATA_DIGEST))
+    {
+        return d.clone();
+    }
+    let both = serde_json::json!([meta.labels, meta.annotations]);
+    crate::build::stable_hash(both.to_string().as_bytes())
 }
 
 /// What Agentry last wrote to one child: the hash of the desired object, and the version the
@@ -229,9 +249,10 @@ pub async fn apply_child<K: Child>(
     Ok(live)
 }
 
-fn compact_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+fn compact_meta(meta: &mut ObjectMeta) {
+    let digest = metadata_digest(meta);
     meta.labels = None;
-    meta.annotations = None;
+    meta.annotations = Some([(METADATA_DIGEST.to_string(), digest)].into());
     meta.managed_fields = None;
 }
 
@@ -321,6 +342,39 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn deployment(generation: i64, label: &str) -> k8s_openapi::api::apps::v1::Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "a", "generation": generation, "labels": {"app": label}},
+            "spec": {"selector": {}, "template": {}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_labels_only_edit_changes_a_deployments_version() {
+        assert_eq!(
+            version_of(&deployment(3, "x")),
+            version_of(&deployment(3, "x"))
+        );
+        assert_ne!(
+            version_of(&deployment(3, "x")),
+            version_of(&deployment(3, "y"))
+        );
+        assert_ne!(
+            version_of(&deployment(3, "x")),
+            version_of(&deployment(4, "x"))
+        );
+    }
+
+    #[test]
+    fn a_compacted_deployment_keeps_its_version() {
+        let full = deployment(3, "x");
+        let mut compacted = full.clone();
+        compacted.compact();
+        assert_eq!(compacted.metadata.labels, None);
+        assert_eq!(version_of(&compacted), version_of(&full));
+    }
 
     #[test]
     fn identical_objects_need_no_apply() {

@@ -1,10 +1,6 @@
-//! A real cluster for the cluster suites: whatever `KUBECONFIG` names (kind, k3d, EKS).
-//!
-//! Without `KUBECONFIG` a suite prints why it skipped and passes; with it, a suite that cannot
-//! reach the cluster fails loudly rather than skipping, so a broken cluster is never mistaken
-//! for a green run.
+//! What the cluster suites do on whichever cluster [`crate::k8s::Cluster`] gives them: unique
+//! names, the Agent CRD, and throwaway namespaces.
 
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -19,27 +15,6 @@ pub const FIELD_MANAGER: &str = "agentry-tests";
 /// Label on every namespace a suite creates, so leftovers of an interrupted run can be found:
 /// `kubectl delete ns -l agentry.dev/test=true`.
 pub const TEST_LABEL: &str = "agentry.dev/test";
-
-/// A client for the cluster `KUBECONFIG` names, or `None` (after printing why) when it is unset.
-///
-/// # Panics
-/// When `KUBECONFIG` is set but no client can be built from it.
-pub async fn client_or_skip(suite: &str) -> Option<Client> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        // Straight to stderr: libtest captures `eprintln!`, and the reason must show in a plain
-        // `cargo test` run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping cluster suite `{suite}`: KUBECONFIG is not set. Point it at a cluster \
-             (kind, k3d, EKS) to run it."
-        );
-        return None;
-    }
-    match Client::try_default().await {
-        Ok(client) => Some(client),
-        Err(e) => panic!("KUBECONFIG is set but no Kubernetes client could be built from it: {e}"),
-    }
-}
 
 /// A name unique to this run: `<prefix>-<hex>`.
 pub fn unique_name(prefix: &str) -> String {
@@ -56,10 +31,14 @@ pub fn unique_name(prefix: &str) -> String {
     .collect()
 }
 
-/// Server-side applies the generated Agent CRD and waits until the API server serves it.
+/// Server-side applies the chart's Agent CRD (`charts/agentry/crds/`, what `helm install`
+/// installs) and waits until the API server serves it.
 pub async fn install_agent_crd(client: &Client) -> Result<(), String> {
+    let path = crate::fixtures::repo_root().join("charts/agentry/crds/agents.agentry.dev.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = agentry_crds::crd::agent_crd();
     let name = crd.name_any();
     crds.patch(
         &name,

@@ -3,10 +3,11 @@
 //! - [`fixtures`]: the example manifests and the invalid-Agent cases, read from the repository.
 //! - [`bedrock`]: a Bedrock Runtime imitation speaking the real wire format.
 //! - [`chart`]: renders the Helm chart.
-//! - [`cluster`]: access to a real cluster through `KUBECONFIG`, with a printed reason to skip
-//!   when none is given, and throwaway namespaces.
+//! - [`k8s`]: a real Kubernetes control plane (the local one, or `AGENTRY_TEST_KUBECONFIG`'s).
+//! - [`cluster`]: unique names, the Agent CRD and throwaway namespaces on that cluster.
 //! - [`fake_kube`]: an in-memory imitation of the API server, for operator benchmarks.
 //! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
+//! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 
 // A test harness: when setting up a server or a client fails, stopping the test loudly is the
@@ -18,5 +19,7 @@ pub mod chart;
 pub mod cluster;
 pub mod fake_kube;
 pub mod fixtures;
+pub mod k8s;
+pub mod operator;
 pub mod process;
 pub mod runtime;

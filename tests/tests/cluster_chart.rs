@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 
 use agentry_operator::rbac::{API_ACCESS, Scope};
 use agentry_tests::chart;
-use agentry_tests::cluster::{self, TestNamespace, unique_name};
+use agentry_tests::cluster::{TestNamespace, unique_name};
+use agentry_tests::k8s::Cluster;
 
 fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let mut child = Command::new("kubectl")
@@ -73,9 +74,8 @@ fn resource_arg(group: &str, resource: &str) -> String {
 
 #[tokio::test]
 async fn rendered_chart_passes_server_dry_run_and_rbac_is_least_privilege() {
-    let Some(client) = cluster::client_or_skip("cluster_chart").await else {
-        return;
-    };
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
     let Some(helm) = chart::helm_or_skip("cluster_chart") else {
         return;
     };

@@ -1,12 +1,15 @@
-//! Cluster suite: the generated CRD on a real API server. It is Established, every example is
-//! accepted, every invalid case is refused with a message naming the field, the server adds no
-//! defaults to the spec beyond `replicas`, and the scale subresource works.
+//! Cluster suite: the chart's CRD on a real API server (the local control plane, or
+//! `AGENTRY_TEST_KUBECONFIG`'s). It is Established, every example is accepted, every invalid
+//! case is refused with a message naming the field, the server adds no defaults to the spec
+//! beyond `replicas`, `kubectl scale agent` works, and an `autoscaling/v2` HPA targeting an
+//! Agent reads its scale.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use agentry_crds::Agent;
 use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace};
 use agentry_tests::fixtures;
+use agentry_tests::k8s::Cluster;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -36,9 +39,8 @@ async fn apply(client: &kube::Client, ns: &str, doc: &Value) -> Result<DynamicOb
 
 #[tokio::test]
 async fn generated_crd_accepts_the_examples_and_refuses_each_invalid_agent() {
-    let Some(client) = cluster::client_or_skip("cluster_crd").await else {
-        return;
-    };
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
     cluster::install_agent_crd(&client)
         .await
         .expect("the CRD installs and is Established");
@@ -93,6 +95,47 @@ async fn generated_crd_accepts_the_examples_and_refuses_each_invalid_agent() {
             }
         }
         Err(e) => failures.push(format!("the scale subresource: {e}")),
+    }
+
+    // `kubectl scale` goes through the scale subresource into spec.replicas.
+    let (ok, out) = cluster.kubectl(
+        &["scale", "agent/hello", "--replicas=3", "-n", &ns.name],
+        None,
+    );
+    if !ok {
+        failures.push(format!("kubectl scale agent: {out}"));
+    } else if agents.get("hello").await.map(|a| a.spec.replicas).ok() != Some(3) {
+        failures.push("kubectl scale agent did not set spec.replicas to 3".into());
+    }
+
+    // The HPA controller reads the Agent's scale: AbleToScale becomes True.
+    let hpa = serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "hello", "namespace": ns.name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "agentry.dev/v1alpha1", "kind": "Agent", "name": "hello"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+        },
+    });
+    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&hpa.to_string()));
+    let jsonpath = "jsonpath={.status.conditions[?(@.type==\"AbleToScale\")].status}";
+    let start = std::time::Instant::now();
+    loop {
+        let (_, status) = cluster.kubectl(
+            &["get", "hpa", "hello", "-n", &ns.name, "-o", jsonpath],
+            None,
+        );
+        if status.trim() == "True" {
+            break;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let (_, all) =
+                cluster.kubectl(&["get", "hpa", "hello", "-n", &ns.name, "-o", "yaml"], None);
+            failures.push(format!("the HPA never reported AbleToScale=True:\n{all}"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 
     ns.delete().await;

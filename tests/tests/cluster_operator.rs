@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use agentry_crds::Agent;
 use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace};
+use agentry_tests::k8s::Cluster;
 use agentry_tests::process::{Process, binary};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -41,7 +42,7 @@ where
     }
 }
 
-fn operator(ns: &str, identity: &str, port: u16, lease: &str) -> Process {
+fn operator(cluster: &Cluster, ns: &str, identity: &str, port: u16, lease: &str) -> Process {
     let bin = binary("agentry-operator", "agentry-operator");
     let listen = format!("127.0.0.1:{port}");
     Process::start(
@@ -59,7 +60,10 @@ fn operator(ns: &str, identity: &str, port: u16, lease: &str) -> Process {
             "--lease-name",
             lease,
         ],
-        &[("RUST_LOG", "info,kube=warn")],
+        &[
+            ("RUST_LOG", "info,kube=warn"),
+            ("KUBECONFIG", cluster.kubeconfig().to_str().unwrap()),
+        ],
     )
 }
 
@@ -112,15 +116,14 @@ fn config_hash(d: &Deployment) -> String {
 
 #[tokio::test]
 async fn operator_reconciles_agents_into_children_and_keeps_them_in_place() {
-    let Some(client) = cluster::client_or_skip("cluster_operator").await else {
-        return;
-    };
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
     cluster::install_agent_crd(&client).await.expect("CRD");
     let ns = TestNamespace::create(&client, "agentry-op")
         .await
         .expect("namespace");
     let n = ns.name.clone();
-    let op = operator(&n, "op-solo", 18181, "agentry-test-solo");
+    let op = operator(&cluster, &n, "op-solo", 18181, "agentry-test-solo");
     assert!(
         op.wait_for_log("starting the Agent controller", TIMEOUT),
         "operator did not start:\n{}",
@@ -283,17 +286,16 @@ async fn operator_reconciles_agents_into_children_and_keeps_them_in_place() {
 
 #[tokio::test]
 async fn of_two_operator_replicas_only_the_lease_holder_reconciles() {
-    let Some(client) = cluster::client_or_skip("cluster_operator").await else {
-        return;
-    };
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
     cluster::install_agent_crd(&client).await.expect("CRD");
     let ns = TestNamespace::create(&client, "agentry-le")
         .await
         .expect("namespace");
     let n = ns.name.clone();
     let lease_name = "agentry-test-pair";
-    let mut a = operator(&n, "op-a", 18182, lease_name);
-    let mut b = operator(&n, "op-b", 18183, lease_name);
+    let mut a = operator(&cluster, &n, "op-a", 18182, lease_name);
+    let mut b = operator(&cluster, &n, "op-b", 18183, lease_name);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &n);
     let holder = eventually("a lease holder", TIMEOUT, || async {
         leases

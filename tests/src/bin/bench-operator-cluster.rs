@@ -17,6 +17,7 @@ use agentry_crds::Agent;
 use agentry_operator::build::{deployment, service};
 use agentry_operator::validate::validate;
 use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace};
+use agentry_tests::k8s::Cluster;
 use agentry_tests::process::{Process, release_binary};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -50,9 +51,8 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
-    let Some(client) = cluster::client_or_skip("bench-operator-cluster").await else {
-        return;
-    };
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
     cluster::install_agent_crd(&client).await.expect("CRD");
 
     // The floor: the same Deployments and Services applied directly. Owner references would
@@ -119,7 +119,10 @@ async fn main() {
             "--listen",
             "127.0.0.1:18191",
         ],
-        &[("RUST_LOG", "info,kube=warn")],
+        &[
+            ("RUST_LOG", "info,kube=warn"),
+            ("KUBECONFIG", cluster.kubeconfig().to_str().unwrap()),
+        ],
     );
     assert!(
         op.wait_for_log("starting the Agent controller", Duration::from_secs(60)),
