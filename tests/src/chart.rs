@@ -1,41 +1,30 @@
-//! Renders the Helm chart with the `helm` binary: from `PATH`, else `.tools/bin/helm` (what
-//! `.ci/install-tools` installs). Without Helm a suite skips with a printed reason, except in CI
-//! (`CI` set), where a missing Helm is a failure.
+//! Renders the Helm chart with the `helm` binary: `.tools/bin/helm` (what `.ci/install-tools`
+//! installs), else from `PATH`. Without Helm a chart suite fails, saying how to install it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-/// The helm binary, or `None` after printing why the suite skips.
+/// The helm binary: `.tools/bin/helm` (what `.ci/install-tools` installs), else `helm` on
+/// `PATH`. There is no skip: without Helm a chart suite fails, naming the fix.
 ///
 /// # Panics
-/// In CI, when Helm is missing.
-pub fn helm_or_skip(suite: &str) -> Option<PathBuf> {
+/// When Helm is missing.
+pub fn helm() -> PathBuf {
     let local = crate::fixtures::repo_root().join(".tools/bin/helm");
-    let found = if local.exists() {
-        Some(local)
-    } else if Command::new("helm")
+    if local.exists() {
+        return local;
+    }
+    let on_path = Command::new("helm")
         .arg("version")
         .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some(PathBuf::from("helm"))
-    } else {
-        None
-    };
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "helm is required in CI: run .ci/install-tools first"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping `{suite}`: helm not found; run .ci/install-tools to install it into .tools/bin"
-        );
-    }
-    found
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        on_path,
+        "helm not found: run .ci/install-tools to install Helm v3.18.0 into .tools/bin"
+    );
+    PathBuf::from("helm")
 }
 
 /// `helm template agentry charts/agentry -n <namespace> <args>`, as JSON documents.

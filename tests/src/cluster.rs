@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 
@@ -55,6 +56,71 @@ pub async fn install_agent_crd(client: &Client) -> Result<(), String> {
     }
 }
 
+/// Server-side applies one manifest (an Agent, or a core/v1 object such as a ConfigMap) into
+/// `namespace`, as `kubectl apply --server-side` would.
+pub async fn apply_document(
+    client: &Client,
+    namespace: &str,
+    doc: &serde_json::Value,
+) -> Result<DynamicObject, kube::Error> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let resource = match kind {
+        "Agent" => ApiResource::erase::<agentry_crds::Agent>(&()),
+        other => ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", other)),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+    let mut doc = doc.clone();
+    doc["metadata"]["namespace"] = namespace.into();
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&doc),
+    )
+    .await
+}
+
+/// Applies every document of every example (`examples/*.yaml`) into `namespace`, with what the
+/// examples' comments ask for first (weather's API Service and its key Secret, travel-desk's
+/// existing ServiceAccount).
+///
+/// Returns the names of the Agents.
+///
+/// # Panics
+/// When an example is refused.
+pub async fn apply_examples(client: &Client, namespace: &str) -> Vec<String> {
+    let prerequisites = [
+        serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "weather-api"},
+            "spec": {"ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": "weather-api"}}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weather-api"},
+            "stringData": {"token": "test-token"}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "bedrock-invoker"}}),
+    ];
+    for doc in &prerequisites {
+        apply_document(client, namespace, doc)
+            .await
+            .unwrap_or_else(|e| panic!("applying {}: {e}", doc["kind"]));
+    }
+    let mut agents = Vec::new();
+    for (file, doc) in crate::fixtures::example_documents().expect("examples load") {
+        apply_document(client, namespace, &doc)
+            .await
+            .unwrap_or_else(|e| panic!("applying {file} {}: {e}", doc["metadata"]["name"]));
+        if doc["kind"] == "Agent" {
+            agents.push(
+                doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    agents
+}
+
+/// The PodSecurity admission label that makes a namespace enforce the restricted profile.
+pub const RESTRICTED: (&str, &str) = ("pod-security.kubernetes.io/enforce", "restricted");
+
 /// A namespace that lives for one test. Call [`TestNamespace::delete`] at the end.
 pub struct TestNamespace {
     /// The namespace's name.
@@ -65,9 +131,22 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates a uniquely named, labelled namespace.
     pub async fn create(client: &Client, prefix: &str) -> Result<Self, String> {
+        Self::create_with_labels(client, prefix, &[]).await
+    }
+
+    /// Creates a uniquely named namespace with `labels` besides the test label.
+    pub async fn create_with_labels(
+        client: &Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let name = unique_name(prefix);
+        let mut all = serde_json::json!({TEST_LABEL: "true"});
+        for (k, v) in labels {
+            all[*k] = (*v).into();
+        }
         let ns: Namespace = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "labels": {TEST_LABEL: "true"}}
+            "metadata": {"name": name, "labels": all}
         }))
         .map_err(|e| e.to_string())?;
         Api::<Namespace>::all(client.clone())

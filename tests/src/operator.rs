@@ -70,6 +70,8 @@ impl OperatorProcess<'_> {
                 (_, Some("metadata.name")) => self.identity.to_string(),
                 (_, Some("metadata.namespace")) => self.namespace.to_string(),
                 (Some(v), None) => v.to_string(),
+                // The API server drops an empty value.
+                (None, None) => String::new(),
                 (_, other) => panic!("env {} from {other:?}: not simulated", var.name),
             };
             env.push((var.name.clone(), value));

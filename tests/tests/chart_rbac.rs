@@ -70,9 +70,7 @@ fn assert_same(what: &str, granted: &BTreeSet<Perm>, declared: &BTreeSet<Perm>) 
 
 #[test]
 fn cluster_mode_grants_exactly_the_declared_access() {
-    let Some(helm) = chart::helm_or_skip("chart_rbac") else {
-        return;
-    };
+    let helm = chart::helm();
     let docs = chart::render(&helm, "agentry-system", &[]);
     assert_same(
         "ClusterRole",
@@ -88,9 +86,7 @@ fn cluster_mode_grants_exactly_the_declared_access() {
 
 #[test]
 fn namespaced_mode_grants_the_declared_access_per_namespace_and_nothing_namespaced_cluster_wide() {
-    let Some(helm) = chart::helm_or_skip("chart_rbac") else {
-        return;
-    };
+    let helm = chart::helm();
     let docs = chart::render(
         &helm,
         "agentry-system",
@@ -122,9 +118,7 @@ fn namespaced_mode_grants_the_declared_access_per_namespace_and_nothing_namespac
 
 #[test]
 fn every_role_is_bound_to_the_operator_service_account() {
-    let Some(helm) = chart::helm_or_skip("chart_rbac") else {
-        return;
-    };
+    let helm = chart::helm();
     for args in [&[][..], &["--set", "watchNamespaces={team-a}"][..]] {
         let docs = chart::render(&helm, "agentry-system", args);
         let sa = docs.iter().find(|d| d["kind"] == "ServiceAccount").unwrap()["metadata"]["name"]
@@ -156,9 +150,7 @@ fn every_role_is_bound_to_the_operator_service_account() {
 
 #[test]
 fn the_operator_never_gets_secrets() {
-    let Some(helm) = chart::helm_or_skip("chart_rbac") else {
-        return;
-    };
+    let helm = chart::helm();
     let docs = chart::render(&helm, "agentry-system", &[]);
     assert!(
         !granted(&docs, "ClusterRole", None)

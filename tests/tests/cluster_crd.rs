@@ -7,34 +7,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use agentry_crds::Agent;
-use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace};
+use agentry_tests::cluster::{self, TestNamespace};
 use agentry_tests::fixtures;
 use agentry_tests::k8s::Cluster;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-fn resource_for(kind: &str) -> ApiResource {
-    match kind {
-        "Agent" => ApiResource::erase::<Agent>(&()),
-        "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
-        other => ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", other)),
-    }
-}
-
 async fn apply(client: &kube::Client, ns: &str, doc: &Value) -> Result<DynamicObject, kube::Error> {
-    let kind = doc["kind"].as_str().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource_for(kind));
-    let name = doc["metadata"]["name"].as_str().unwrap_or_default();
-    let mut doc = doc.clone();
-    doc["metadata"]["namespace"] = ns.into();
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&doc),
-    )
-    .await
+    cluster::apply_document(client, ns, doc).await
 }
 
 #[tokio::test]

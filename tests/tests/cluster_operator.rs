@@ -1,9 +1,10 @@
-//! Cluster suite: the real `agentry-operator` process against the cluster `KUBECONFIG` names.
-//! It checks children and owner references, the endpoint in status, config-hash rolls, repair of
-//! deleted and hand-edited children, `ToolsResolved` for a missing and then created Agent,
-//! garbage collection, and that of two replicas only the Lease holder reconciles.
-//!
-//! The runtime image need not be pullable: nothing here waits for pods to be Ready.
+//! Cluster suite: the real `agentry-operator` process on the local control plane (pods
+//! simulated by kwok, so Deployments become Available). Every example Agent becomes Ready with
+//! its endpoint, as `kubectl wait` and kstatus read it; children carry controller owner
+//! references; nothing is written while nothing changes; a prompt change rolls the pods; a
+//! deleted or hand-edited child (labels only, too) comes back; `ToolsResolved` follows a
+//! referenced Agent away and back; deleting an Agent deletes its children through the garbage
+//! collector. Each test has its own namespace and its own operator watching only it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,17 +12,18 @@ use std::future::Future;
 use std::time::Duration;
 
 use agentry_crds::Agent;
-use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace};
+use agentry_crds::runtime_config::RUNTIME_CONFIG_KEY;
+use agentry_tests::cluster::{self, RESTRICTED, TestNamespace};
 use agentry_tests::k8s::Cluster;
 use agentry_tests::process::{Process, binary};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Polls `check` every half second until it returns `Some`, or fails after `timeout`.
 async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -42,41 +44,35 @@ where
     }
 }
 
-fn operator(cluster: &Cluster, ns: &str, identity: &str, port: u16, lease: &str) -> Process {
-    let bin = binary("agentry-operator", "agentry-operator");
-    let listen = format!("127.0.0.1:{port}");
-    Process::start(
-        identity,
-        &bin,
+/// The operator watching only `ns`, as the admin, without leader election.
+fn operator(cluster: &Cluster, ns: &str, port: u16) -> Process {
+    let p = Process::start(
+        "operator",
+        &binary("agentry-operator", "agentry-operator"),
         &[
             "--namespaces",
             ns,
-            "--identity",
-            identity,
+            "--leader-election",
+            "false",
             "--listen",
-            &listen,
-            "--lease-namespace",
-            ns,
-            "--lease-name",
-            lease,
+            &format!("127.0.0.1:{port}"),
         ],
         &[
             ("RUST_LOG", "info,kube=warn"),
             ("KUBECONFIG", cluster.kubeconfig().to_str().unwrap()),
         ],
-    )
+    );
+    assert!(
+        p.wait_for_log("starting the Agent controller", TIMEOUT),
+        "operator did not start:\n{}",
+        p.log()
+    );
+    p
 }
 
 async fn apply_agent(client: &Client, ns: &str, yaml: &str) {
-    let mut doc: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
-    doc["metadata"]["namespace"] = ns.into();
-    let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-    Api::<Agent>::namespaced(client.clone(), ns)
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&doc),
-        )
+    let doc: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    cluster::apply_document(client, ns, &doc)
         .await
         .expect("agent applies");
 }
@@ -114,109 +110,219 @@ fn config_hash(d: &Deployment) -> String {
         .clone()
 }
 
+/// `kind/name@resourceVersion` of the Agent and every child of it.
+async fn versions(client: &Client, ns: &str, agent: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let a: Api<Agent> = Api::namespaced(client.clone(), ns);
+    out.push(format!(
+        "Agent@{}",
+        a.get(agent).await.unwrap().resource_version().unwrap()
+    ));
+    macro_rules! child {
+        ($k:ty, $name:expr) => {
+            if let Some(o) = Api::<$k>::namespaced(client.clone(), ns)
+                .get_opt(&$name)
+                .await
+                .unwrap()
+            {
+                out.push(format!(
+                    "{}/{}@{}",
+                    stringify!($k),
+                    $name,
+                    o.resource_version().unwrap()
+                ));
+            }
+        };
+    }
+    child!(ServiceAccount, agent.to_string());
+    child!(ConfigMap, format!("{agent}-config"));
+    child!(Deployment, agent.to_string());
+    child!(Service, agent.to_string());
+    child!(PodDisruptionBudget, agent.to_string());
+    out
+}
+
+async fn ready_pods(client: &Client, ns: &str, agent: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("agentry.dev/agent={agent}")))
+        .await
+        .unwrap();
+    list.items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .map(|p| p.name_any())
+        .collect()
+}
+
 #[tokio::test]
-async fn operator_reconciles_agents_into_children_and_keeps_them_in_place() {
+async fn every_example_becomes_ready_with_its_endpoint_and_then_nothing_is_written() {
     let cluster = Cluster::shared();
     let client = cluster.client().await;
     cluster::install_agent_crd(&client).await.expect("CRD");
-    let ns = TestNamespace::create(&client, "agentry-op")
+    let ns = TestNamespace::create_with_labels(&client, "agentry-examples", &[RESTRICTED])
         .await
         .expect("namespace");
     let n = ns.name.clone();
-    let op = operator(&cluster, &n, "op-solo", 18181, "agentry-test-solo");
-    assert!(
-        op.wait_for_log("starting the Agent controller", TIMEOUT),
-        "operator did not start:\n{}",
-        op.log()
-    );
+    let op = operator(&cluster, &n, 18301);
+    let agents_api: Api<Agent> = Api::namespaced(client.clone(), &n);
 
+    let names = cluster::apply_examples(&client, &n).await;
+    assert!(names.len() >= 4, "{names:?}");
+    for name in &names {
+        let (ok, out) = cluster.kubectl(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &format!("agent/{name}"),
+                "-n",
+                &n,
+                "--timeout=90s",
+            ],
+            None,
+        );
+        assert!(ok, "kubectl wait agent/{name}: {out}\n{}", op.log());
+        let agent = agents_api.get(name).await.unwrap();
+        let status = agent.status.as_ref().unwrap();
+        assert_eq!(
+            status.endpoint.as_deref(),
+            Some(format!("http://{name}.{n}.svc.cluster.local").as_str())
+        );
+        assert_eq!(status.observed_generation, agent.metadata.generation);
+        // kstatus: Current means Reconciling and Stalled both False.
+        assert_eq!(
+            condition(&agent, "Reconciling").unwrap().0,
+            "False",
+            "{name}"
+        );
+        assert_eq!(condition(&agent, "Stalled").unwrap().0, "False", "{name}");
+        assert_eq!(
+            ready_pods(&client, &n, name).await.len() as i32,
+            agent.spec.replicas,
+            "{name}'s pods"
+        );
+
+        // Every child has the Agent as its controller owner.
+        let uid = agent.uid().unwrap();
+        let d = Api::<Deployment>::namespaced(client.clone(), &n)
+            .get(name)
+            .await
+            .unwrap();
+        let s = Api::<Service>::namespaced(client.clone(), &n)
+            .get(name)
+            .await
+            .unwrap();
+        let c = Api::<ConfigMap>::namespaced(client.clone(), &n)
+            .get(&format!("{name}-config"))
+            .await
+            .unwrap();
+        let mut owners = vec![d.owner_references().to_vec(), s.owner_references().to_vec()];
+        owners.push(c.owner_references().to_vec());
+        if agent
+            .spec
+            .service_account
+            .as_ref()
+            .and_then(|s| s.name.as_ref())
+            .is_none()
+        {
+            let sa = Api::<ServiceAccount>::namespaced(client.clone(), &n)
+                .get(name)
+                .await
+                .unwrap();
+            owners.push(sa.owner_references().to_vec());
+        }
+        for o in owners {
+            assert!(
+                o.iter().any(|o| o.uid == uid && o.controller == Some(true)),
+                "{name}: {o:?}"
+            );
+        }
+    }
+
+    // Converged: over 10 s neither the Agents nor any child changes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut before = Vec::new();
+    for name in &names {
+        before.extend(versions(&client, &n, name).await);
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut after = Vec::new();
+    for name in &names {
+        after.extend(versions(&client, &n, name).await);
+    }
+    assert_eq!(before, after, "writes while nothing changed:\n{}", op.log());
+
+    // A stuck Agent reads as Stalled to kstatus: its ServiceAccount does not exist.
+    let stuck = "apiVersion: agentry.dev/v1alpha1\nkind: Agent\nmetadata: {name: stuck}\nspec:\n  model: {id: anthropic.claude-3-haiku-20240307-v1:0}\n  systemPrompt: Hi.\n  serviceAccount: {name: no-such-account}\n";
+    apply_agent(&client, &n, stuck).await;
+    let (status, reason) = eventually("Stalled=True on stuck", TIMEOUT, || async {
+        agents_api
+            .get("stuck")
+            .await
+            .ok()
+            .and_then(|a| condition(&a, "Stalled"))
+            .filter(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "FailedCreate"));
+    let ready = condition(&agents_api.get("stuck").await.unwrap(), "Ready").unwrap();
+    assert_eq!(ready.0, "False");
+
+    drop(op);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn children_roll_come_back_follow_references_and_go_with_their_agent() {
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
+    cluster::install_agent_crd(&client).await.expect("CRD");
+    let ns = TestNamespace::create_with_labels(&client, "agentry-op", &[RESTRICTED])
+        .await
+        .expect("namespace");
+    let n = ns.name.clone();
+    let op = operator(&cluster, &n, 18302);
     let agents: Api<Agent> = Api::namespaced(client.clone(), &n);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &n);
     let services: Api<Service> = Api::namespaced(client.clone(), &n);
 
-    // A referrer whose target does not exist yet.
+    apply_agent(&client, &n, &agent_yaml("travel", "Plan trips.", None)).await;
     apply_agent(
         &client,
         &n,
         &agent_yaml("concierge", "Help guests.", Some("travel")),
     )
     .await;
-    let (status, reason) = eventually("ToolsResolved=False on concierge", TIMEOUT, || async {
-        agents
-            .get("concierge")
-            .await
-            .ok()
-            .and_then(|a| condition(&a, "ToolsResolved"))
-            .filter(|(s, _)| s == "False")
-    })
-    .await;
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "AgentNotFound")
-    );
+    let wait_ready = |name: &'static str| {
+        let cluster = cluster.clone();
+        let n = n.clone();
+        move || {
+            let (ok, out) = cluster.kubectl(
+                &[
+                    "wait",
+                    "--for=condition=Ready",
+                    &format!("agent/{name}"),
+                    "-n",
+                    &n,
+                    "--timeout=90s",
+                ],
+                None,
+            );
+            assert!(ok, "agent/{name} not Ready: {out}");
+        }
+    };
+    wait_ready("travel")();
+    wait_ready("concierge")();
 
-    // Creating the target clears it, without touching the referrer.
-    apply_agent(&client, &n, &agent_yaml("travel", "Plan trips.", None)).await;
-    eventually("ToolsResolved=True on concierge", TIMEOUT, || async {
-        agents
-            .get("concierge")
-            .await
-            .ok()
-            .and_then(|a| condition(&a, "ToolsResolved"))
-            .filter(|(s, _)| s == "True")
-    })
-    .await;
-
-    // Children with controller owner references, and the endpoint in status.
-    let travel = eventually("travel's endpoint", TIMEOUT, || async {
-        agents.get("travel").await.ok().filter(|a| {
-            a.status
-                .as_ref()
-                .and_then(|s| s.endpoint.as_ref())
-                .is_some()
-        })
-    })
-    .await;
-    assert_eq!(
-        travel.status.as_ref().unwrap().endpoint.as_deref(),
-        Some(format!("http://travel.{n}.svc.cluster.local").as_str())
-    );
-    let uid = travel.uid().unwrap();
-    let d = eventually("travel's Deployment", TIMEOUT, || async {
-        deployments.get_opt("travel").await.ok().flatten()
-    })
-    .await;
-    for owners in [
-        d.owner_references().to_vec(),
-        services
-            .get("travel")
-            .await
-            .unwrap()
-            .owner_references()
-            .to_vec(),
-        Api::<ConfigMap>::namespaced(client.clone(), &n)
-            .get("travel-config")
-            .await
-            .unwrap()
-            .owner_references()
-            .to_vec(),
-        Api::<ServiceAccount>::namespaced(client.clone(), &n)
-            .get("travel")
-            .await
-            .unwrap()
-            .owner_references()
-            .to_vec(),
-    ] {
-        assert!(
-            owners
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true)),
-            "{owners:?}"
-        );
-    }
-
-    // A changed system prompt changes the pod-template hash.
-    let before = config_hash(&d);
+    // A prompt change rolls the pods: a new config hash, new pods Ready, the old ones gone.
+    let old_pods = ready_pods(&client, &n, "travel").await;
+    let before = config_hash(&deployments.get("travel").await.unwrap());
     apply_agent(
         &client,
         &n,
@@ -231,9 +337,15 @@ async fn operator_reconciles_agents_into_children_and_keeps_them_in_place() {
             .filter(|d| config_hash(d) != before)
     })
     .await;
+    eventually("new pods Ready, old ones gone", TIMEOUT, || async {
+        let now = ready_pods(&client, &n, "travel").await;
+        (now.len() == 2 && now.iter().all(|p| !old_pods.contains(p))).then_some(())
+    })
+    .await;
+    wait_ready("travel")();
 
-    // A deleted Deployment comes back; a hand edit is undone.
-    let old_uid = deployments.get("travel").await.unwrap().uid();
+    // A deleted Deployment and a deleted Service come back.
+    let old = deployments.get("travel").await.unwrap().uid();
     deployments
         .delete("travel", &DeleteParams::foreground())
         .await
@@ -244,9 +356,25 @@ async fn operator_reconciles_agents_into_children_and_keeps_them_in_place() {
             .await
             .ok()
             .flatten()
-            .filter(|d| d.uid() != old_uid)
+            .filter(|d| d.uid() != old)
     })
     .await;
+    let old = services.get("travel").await.unwrap().uid();
+    services
+        .delete("travel", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Service to come back", TIMEOUT, || async {
+        services
+            .get_opt("travel")
+            .await
+            .ok()
+            .flatten()
+            .filter(|s| s.uid() != old)
+    })
+    .await;
+
+    // Hand edits are undone: a spec field, a ConfigMap's data, and a label alone.
     deployments
         .patch(
             "travel",
@@ -263,103 +391,88 @@ async fn operator_reconciles_agents_into_children_and_keeps_them_in_place() {
             .filter(|d| d.spec.as_ref().unwrap().replicas == Some(2))
     })
     .await;
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
+    let original = configs.get("travel-config").await.unwrap().data;
+    configs
+        .patch(
+            "travel-config",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {RUNTIME_CONFIG_KEY: "{}"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the ConfigMap restored", TIMEOUT, || async {
+        configs
+            .get("travel-config")
+            .await
+            .ok()
+            .filter(|c| c.data == original)
+    })
+    .await;
+    deployments
+        .patch(
+            "travel",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"agentry.dev/agent": "hijacked"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("the label restored", TIMEOUT, || async {
+        deployments
+            .get("travel")
+            .await
+            .ok()
+            .filter(|d| d.labels()["agentry.dev/agent"] == "travel")
+    })
+    .await;
 
-    // Deleting the Agent deletes its children (garbage collection through owner references).
+    // The referenced Agent goes away and comes back: ToolsResolved follows.
     agents
-        .delete("travel", &DeleteParams::foreground())
+        .delete("travel", &DeleteParams::default())
+        .await
+        .unwrap();
+    let (_, reason) = eventually("ToolsResolved=False on concierge", TIMEOUT, || async {
+        agents
+            .get("concierge")
+            .await
+            .ok()
+            .and_then(|a| condition(&a, "ToolsResolved"))
+            .filter(|(s, _)| s == "False")
+    })
+    .await;
+    assert_eq!(reason, "AgentNotFound");
+    apply_agent(&client, &n, &agent_yaml("travel", "Plan trips.", None)).await;
+    eventually("ToolsResolved=True on concierge", TIMEOUT, || async {
+        agents
+            .get("concierge")
+            .await
+            .ok()
+            .and_then(|a| condition(&a, "ToolsResolved"))
+            .filter(|(s, _)| s == "True")
+    })
+    .await;
+
+    // Deleting an Agent deletes its children: the garbage collector follows the owner references.
+    drop(op); // not the operator's doing
+    agents
+        .delete("concierge", &DeleteParams::background())
         .await
         .unwrap();
     eventually(
-        "children garbage-collected",
+        "concierge's children collected",
         Duration::from_secs(120),
         || async {
-            let gone = deployments.get_opt("travel").await.ok()?.is_none()
-                && services.get_opt("travel").await.ok()?.is_none();
+            let gone = deployments.get_opt("concierge").await.ok()?.is_none()
+                && services.get_opt("concierge").await.ok()?.is_none()
+                && configs.get_opt("concierge-config").await.ok()?.is_none()
+                && Api::<ServiceAccount>::namespaced(client.clone(), &n)
+                    .get_opt("concierge")
+                    .await
+                    .ok()?
+                    .is_none();
             gone.then_some(())
         },
     )
     .await;
-
-    drop(op);
-    ns.delete().await;
-}
-
-#[tokio::test]
-async fn of_two_operator_replicas_only_the_lease_holder_reconciles() {
-    let cluster = Cluster::shared();
-    let client = cluster.client().await;
-    cluster::install_agent_crd(&client).await.expect("CRD");
-    let ns = TestNamespace::create(&client, "agentry-le")
-        .await
-        .expect("namespace");
-    let n = ns.name.clone();
-    let lease_name = "agentry-test-pair";
-    let mut a = operator(&cluster, &n, "op-a", 18182, lease_name);
-    let mut b = operator(&cluster, &n, "op-b", 18183, lease_name);
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &n);
-    let holder = eventually("a lease holder", TIMEOUT, || async {
-        leases
-            .get_opt(lease_name)
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity
-    })
-    .await;
-    let (leader, follower) = if holder == "op-a" {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
-    assert!(
-        leader.wait_for_log("starting the Agent controller", TIMEOUT),
-        "{}",
-        leader.log()
-    );
-    apply_agent(&client, &n, &agent_yaml("solo", "Hi.", None)).await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &n);
-    eventually("the leader to reconcile", TIMEOUT, || async {
-        deployments.get_opt("solo").await.ok().flatten()
-    })
-    .await;
-    assert!(
-        follower.log().contains("waiting to become leader"),
-        "{}",
-        follower.log()
-    );
-    assert!(
-        !follower.log().contains("starting the Agent controller"),
-        "the follower reconciles too:\n{}",
-        follower.log()
-    );
-
-    // The leader dies without releasing the Lease; the follower takes over once it expires.
-    leader.kill();
-    let follower_name = follower.name().to_string();
-    eventually("the follower to take the lease", TIMEOUT, || async {
-        let h = leases
-            .get_opt(lease_name)
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity?;
-        (h == follower_name).then_some(())
-    })
-    .await;
-    assert!(
-        follower.wait_for_log("starting the Agent controller", TIMEOUT),
-        "{}",
-        follower.log()
-    );
-    apply_agent(&client, &n, &agent_yaml("second", "Hi.", None)).await;
-    eventually("the new leader to reconcile", TIMEOUT, || async {
-        deployments.get_opt("second").await.ok().flatten()
-    })
-    .await;
-
-    drop(a);
-    drop(b);
     ns.delete().await;
 }

@@ -14,12 +14,13 @@ use super::pki::Pki;
 use crate::process::Process;
 
 /// Controllers of kube-controller-manager the suites rely on: garbage collection, the workload
-/// controllers, namespaces, ServiceAccounts and their tokens, EndpointSlices, PDBs and HPAs.
+/// controllers, namespaces, ServiceAccounts and their tokens, EndpointSlices, PDBs and HPAs,
+/// and node lifecycle (it lifts the not-ready taint once kwok reports the node Ready).
 const CONTROLLERS: &str = "garbage-collector-controller,deployment-controller,\
 replicaset-controller,namespace-controller,serviceaccount-controller,\
 serviceaccount-token-controller,root-ca-certificate-publisher-controller,\
 endpointslice-controller,disruption-controller,horizontal-pod-autoscaler-controller,\
-clusterrole-aggregation-controller,pod-garbage-collector-controller";
+clusterrole-aggregation-controller,pod-garbage-collector-controller,node-lifecycle-controller";
 
 /// Name of the simulated node kwok keeps Ready.
 pub const NODE: &str = "kwok-node-0";
@@ -242,6 +243,9 @@ impl ControlPlane {
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.0.0.1/24",
                 "--node-ip=10.0.0.1",
+                // Heartbeats through a node Lease, as a kubelet's; without it the node lifecycle
+                // controller marks the node NotReady after its grace period.
+                "--node-lease-duration-seconds=40",
                 "--server-address",
                 &format!("127.0.0.1:{}", free_port()),
             ]
@@ -252,23 +256,17 @@ impl ControlPlane {
             &[],
         ));
         cp.kubectl_ok(&["apply", "-f", "-"], Some(&node_manifest()));
+        // Ready, and schedulable: the node lifecycle controller lifts the not-ready taint.
         cp.wait(
             "the simulated node to be Ready",
             Duration::from_secs(60),
             |cp| {
-                cp.kubectl(
-                    &[
-                        "get",
-                        "node",
-                        NODE,
-                        "-o",
-                        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                    ],
-                    None,
-                )
-                .1
-                .trim()
-                    == "True"
+                let jsonpath =
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}/{.spec.taints}";
+                cp.kubectl(&["get", "node", NODE, "-o", jsonpath], None)
+                    .1
+                    .trim()
+                    == "True/"
             },
         );
         cp.wait(
