@@ -16,7 +16,8 @@ use kube::api::{Api, PostParams};
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews (a third of the duration, as client-go does).
 pub const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// How often a follower retries.
+/// How often a follower retries at most; it also wakes just after the holder's Lease expires,
+/// so a crashed leader is replaced one Lease duration after its last renewal, not later.
 pub const RETRY_EVERY: Duration = Duration::from_secs(2);
 
 /// What to do with the Lease as it is now.
@@ -32,6 +33,8 @@ pub enum Decision {
     Wait {
         /// The holder.
         holder: String,
+        /// Time until the Lease expires unless renewed.
+        expires_in: Duration,
     },
 }
 
@@ -45,14 +48,17 @@ pub fn decide(lease: Option<&Lease>, me: &str, now: Timestamp) -> Decision {
         return Decision::Renew;
     }
     let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
-    let expired = match &spec.renew_time {
-        Some(renewed) => renewed.0 + duration < now,
-        None => true,
+    let expires_in = match &spec.renew_time {
+        Some(renewed) => (renewed.0 + duration).duration_since(now),
+        None => SignedDuration::ZERO,
     };
-    if holder.is_empty() || expired {
+    if holder.is_empty() || expires_in.is_negative() {
         Decision::TakeOver
     } else {
-        Decision::Wait { holder }
+        Decision::Wait {
+            holder,
+            expires_in: Duration::try_from(expires_in).unwrap_or_default(),
+        }
     }
 }
 
@@ -106,6 +112,12 @@ impl LeaderElector {
 
     /// One attempt: returns whether we hold the Lease afterwards.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaderError> {
+        self.attempt().await.map(|wait| wait.is_none())
+    }
+
+    /// One attempt: `None` when we hold the Lease afterwards, else how long until the holder's
+    /// Lease expires (zero after a lost race).
+    async fn attempt(&self) -> Result<Option<Duration>, LeaderError> {
         let now = Timestamp::now();
         let current = self
             .api
@@ -113,9 +125,9 @@ impl LeaderElector {
             .await
             .map_err(LeaderError::Api)?;
         let result = match decide(current.as_ref(), &self.identity, now) {
-            Decision::Wait { holder } => {
-                tracing::debug!(%holder, "another replica holds the lease");
-                return Ok(false);
+            Decision::Wait { holder, expires_in } => {
+                tracing::debug!(%holder, ?expires_in, "another replica holds the lease");
+                return Ok(Some(expires_in));
             }
             Decision::Create => {
                 let lease = Lease {
@@ -142,8 +154,8 @@ impl LeaderElector {
             }
         };
         match result {
-            Ok(()) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Ok(()) => Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Some(Duration::ZERO)),
             Err(e) => Err(LeaderError::Api(e)),
         }
     }
@@ -152,15 +164,22 @@ impl LeaderElector {
     pub async fn acquire(&self) -> Result<(), LeaderError> {
         tracing::info!(lease = %self.name, identity = %self.identity, "waiting to become leader");
         loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => {
+            let wait = match self.attempt().await {
+                Ok(None) => {
                     tracing::info!(lease = %self.name, identity = %self.identity, "became leader");
                     return Ok(());
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
-            }
-            tokio::time::sleep(RETRY_EVERY).await;
+                // Just past the expiry (renewTime has microsecond precision).
+                Ok(Some(expires_in)) if expires_in > Duration::ZERO => {
+                    RETRY_EVERY.min(expires_in + Duration::from_millis(50))
+                }
+                Ok(Some(_)) => RETRY_EVERY,
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election attempt failed");
+                    RETRY_EVERY
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -225,7 +244,10 @@ mod tests {
         let l = lease("b", "2026-01-01T00:00:00Z");
         assert_eq!(
             decide(Some(&l), "a", at("2026-01-01T00:00:14Z")),
-            Decision::Wait { holder: "b".into() }
+            Decision::Wait {
+                holder: "b".into(),
+                expires_in: Duration::from_secs(1)
+            }
         );
     }
 

@@ -111,19 +111,14 @@ pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
         wait_for_crd(&client).await?;
         health.set_ready();
         let identity = identity(&config);
-        let elector = if config.leader_election {
+        let elector = config.leader_election.then(|| {
             let namespace = config
                 .lease_namespace
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .unwrap_or_else(|| "default".into());
-            let elector =
-                LeaderElector::new(client.clone(), &namespace, &config.lease_name, &identity);
-            elector.acquire().await?;
-            Some(elector)
-        } else {
-            None
-        };
+            LeaderElector::new(client.clone(), &namespace, &config.lease_name, &identity)
+        });
         Ok::<_, RunError>((identity, elector))
     };
     let (identity, elector) = tokio::select! {
@@ -132,13 +127,48 @@ pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
         _ = terminated() => return Ok(()),
     };
 
+    // Lead, reconcile until the Lease is lost (say the API server was unreachable for longer
+    // than a renewal allows), stop every write, and try to lead again: no process restart.
+    loop {
+        if let Some(elector) = &elector {
+            tokio::select! {
+                r = elector.acquire() => r?,
+                r = &mut server => return r.map_err(RunError::Http),
+                _ = terminated() => return Ok(()),
+            }
+        }
+        let lost = async {
+            match &elector {
+                Some(e) => e.hold().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = controllers(&client, &config, &identity, &metrics) => return Ok(()),
+            e = lost => tracing::warn!(
+                error = %error_chain(&e),
+                "stopped reconciling: this replica no longer holds the leader-election lease"
+            ),
+            r = &mut server => return r.map_err(RunError::Http),
+        }
+    }
+}
+
+/// The Agent controllers, one per watched namespace (or one for the cluster); they end on
+/// SIGTERM.
+async fn controllers(
+    client: &kube::Client,
+    config: &OperatorConfig,
+    identity: &str,
+    metrics: &Arc<metrics::Metrics>,
+) {
     let namespaces = config.watched_namespaces();
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    let controllers = futures::future::join_all(scopes.into_iter().map(|namespace| {
+    futures::future::join_all(scopes.into_iter().map(|namespace| {
         let settings = ControllerSettings {
             namespace,
             runtime_image: build::deployment::RuntimeImage {
@@ -151,19 +181,9 @@ pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
                     .filter(|s| !s.is_empty())
                     .collect(),
             },
-            identity: identity.clone(),
+            identity: identity.to_string(),
         };
         controller::run(client.clone(), settings, metrics.clone())
-    }));
-    let lost = async {
-        match &elector {
-            Some(e) => e.hold().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = controllers => Ok(()),
-        e = lost => Err(RunError::Leader(e)),
-        r = &mut server => r.map_err(RunError::Http),
-    }
+    }))
+    .await;
 }

@@ -163,6 +163,11 @@ impl Process {
         false
     }
 
+    /// Whether the process is still running (it has not exited or been killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The OS process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
