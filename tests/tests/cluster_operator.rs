@@ -121,7 +121,7 @@ async fn versions(client: &Client, ns: &str, agent: &str) -> Vec<String> {
     macro_rules! child {
         ($k:ty, $name:expr) => {
             if let Some(o) = Api::<$k>::namespaced(client.clone(), ns)
-                .get_opt(&$name)
+                .get_opt($name)
                 .await
                 .unwrap()
             {
@@ -134,11 +134,11 @@ async fn versions(client: &Client, ns: &str, agent: &str) -> Vec<String> {
             }
         };
     }
-    child!(ServiceAccount, agent.to_string());
-    child!(ConfigMap, format!("{agent}-config"));
-    child!(Deployment, agent.to_string());
-    child!(Service, agent.to_string());
-    child!(PodDisruptionBudget, agent.to_string());
+    child!(ServiceAccount, agent);
+    child!(ConfigMap, &format!("{agent}-config"));
+    child!(Deployment, agent);
+    child!(Service, agent);
+    child!(PodDisruptionBudget, agent);
     out
 }
 
