@@ -119,12 +119,19 @@ pub async fn run(client: kube::Client, settings: ControllerSettings, metrics: Ar
     // Debounce: the watch events of our own writes (a child created, the status written) arrive
     // right after them; coalescing them means the next reconcile sees warm caches instead of
     // repeating writes the cache has not caught up with.
-    let controller = Controller::new(api::<Agent>(&client, ns), watcher::Config::default())
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .debounce(DEBOUNCE)
-                .concurrency(CONCURRENCY),
-        );
+    // The Agents are cached without their managedFields: nothing reads them, and held as
+    // nested JSON values they were the largest part of the cache.
+    let (agent_store, agent_writer) = reflector::store();
+    let agent_stream = watcher(api::<Agent>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .modify(|a: &mut Agent| a.metadata.managed_fields = None)
+        .reflect(agent_writer)
+        .touched_objects();
+    let controller = Controller::for_stream(agent_stream, agent_store).with_config(
+        kube::runtime::controller::Config::default()
+            .debounce(DEBOUNCE)
+            .concurrency(CONCURRENCY),
+    );
     let agents = controller.store();
 
     let (deployments, deployment_stream) = child_watch::<Deployment>(&client, ns);
@@ -139,6 +146,7 @@ pub async fn run(client: kube::Client, settings: ControllerSettings, metrics: Ar
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(|s: &mut PartialObjectMeta<Service>| s.metadata.managed_fields = None)
     .reflect(all_services_writer)
     .touched_objects();
     let referenced_agents = watcher(
