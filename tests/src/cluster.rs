@@ -17,6 +17,28 @@ pub const FIELD_MANAGER: &str = "agentry-tests";
 /// `kubectl delete ns -l agentry.dev/test=true`.
 pub const TEST_LABEL: &str = "agentry.dev/test";
 
+/// Polls `check` every 200 ms until it returns `Some`, and returns that value.
+///
+/// # Panics
+/// After `timeout`, naming `what` it waited for.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A name unique to this run: `<prefix>-<hex>`.
 pub fn unique_name(prefix: &str) -> String {
     let nanos = SystemTime::now()

@@ -23,7 +23,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use agentry_crds::Agent;
 use agentry_crds::runtime_config::{RuntimeConfig, ToolKindConfig};
+use agentry_tests::cluster::eventually;
 use agentry_tests::cluster::{self, FIELD_MANAGER, TestNamespace, unique_name};
 use agentry_tests::k8s::Cluster;
 use agentry_tests::process::{Process, binary};
@@ -55,25 +55,6 @@ const QUESTION: &str = "When does the museum open on Sundays?";
 const DELEGATED: &str = "Opening hours on Sundays?";
 const BACK_ANSWER: &str = "On Sundays the museum opens at 10:00.";
 const FINAL_ANSWER: &str = "The museum opens at 10:00 on Sundays.";
-
-/// Polls `check` every half second until it returns `Some`, or fails after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 /// Runs `program args`, failing the test unless it succeeds; returns its stdout.
 fn run(program: &str, args: &[&str]) -> String {

@@ -8,11 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use agentry_crds::Agent;
 use agentry_operator::leader::{LEASE_DURATION, RENEW_EVERY};
+use agentry_tests::cluster::eventually;
 use agentry_tests::cluster::{self, TestNamespace};
 use agentry_tests::k8s::Cluster;
 use agentry_tests::process::{Process, binary};
@@ -25,24 +25,6 @@ use kube::{Client, Resource, ResourceExt};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const MANAGED: &str = "app.kubernetes.io/managed-by=agentry-operator";
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// An operator watching `ns`; with `lease`, elected through that Lease in `ns`.
 fn operator(

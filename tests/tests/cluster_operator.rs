@@ -8,11 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use agentry_crds::Agent;
 use agentry_crds::runtime_config::RUNTIME_CONFIG_KEY;
+use agentry_tests::cluster::eventually;
 use agentry_tests::cluster::{self, RESTRICTED, TestNamespace};
 use agentry_tests::k8s::Cluster;
 use agentry_tests::process::{Process, binary};
@@ -24,25 +24,6 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Polls `check` every half second until it returns `Some`, or fails after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 /// The operator watching only `ns`, as the admin, without leader election.
 fn operator(cluster: &Cluster, ns: &str, port: u16) -> Process {
