@@ -7,11 +7,14 @@ use agentry_crds::model::GuardrailTrace;
 use agentry_crds::runtime_config::RuntimeConfig;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::types as sdk;
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
 
 use crate::conversation::{Block, Message, ResultContent, ResultStatus, Role, ToolUse, Usage};
 use crate::document::{to_document, to_json};
 use crate::machine::ModelReply;
+use crate::tools::Offered;
 
 mod stream;
 pub use stream::{StreamAssembly, excerpt};
@@ -115,6 +118,9 @@ fn build_err(e: aws_smithy_types::error::operation::BuildError) -> BedrockError 
     BedrockError::Request(e.to_string())
 }
 
+/// The version of an offer and its SDK form.
+type CachedTools = (u64, Option<sdk::ToolConfiguration>);
+
 /// A Bedrock client for one Agent's model and tools.
 #[derive(Clone)]
 pub struct Bedrock {
@@ -122,35 +128,30 @@ pub struct Bedrock {
     model_id: String,
     system: Vec<sdk::SystemContentBlock>,
     inference: sdk::InferenceConfiguration,
-    tools: Option<sdk::ToolConfiguration>,
+    prompt_caching: bool,
+    /// The SDK form of the tools last offered, rebuilt only when the offer changes.
+    tool_config: Arc<Mutex<Option<CachedTools>>>,
     guardrail: Option<sdk::GuardrailConfiguration>,
     guardrail_stream: Option<sdk::GuardrailStreamConfiguration>,
 }
 
 impl Bedrock {
     /// Loads the AWS configuration (default chain; `model.region` if set) and builds the client.
-    pub async fn connect(config: &RuntimeConfig, tools: &[ToolSpec]) -> Result<Self, BedrockError> {
+    pub async fn connect(config: &RuntimeConfig) -> Result<Self, BedrockError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &config.model.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         let sdk_config = loader.load().await;
-        Self::with_sdk_config(config, tools, &sdk_config)
+        Self::with_sdk_config(config, &sdk_config)
     }
 
     /// Builds the client from an SDK configuration (tests give one with an endpoint override).
     pub fn with_sdk_config(
         config: &RuntimeConfig,
-        tools: &[ToolSpec],
         sdk_config: &aws_config::SdkConfig,
     ) -> Result<Self, BedrockError> {
         let model = &config.model;
-        let cache_point = || {
-            sdk::CachePointBlock::builder()
-                .r#type(sdk::CachePointType::Default)
-                .build()
-                .map_err(build_err)
-        };
         let mut system = vec![sdk::SystemContentBlock::Text(config.system_prompt.clone())];
         if model.prompt_caching {
             system.push(sdk::SystemContentBlock::CachePoint(cache_point()?));
@@ -163,29 +164,6 @@ impl Bedrock {
                 (!model.stop_sequences.is_empty()).then(|| model.stop_sequences.clone()),
             )
             .build();
-        let tools = if tools.is_empty() {
-            None
-        } else {
-            let mut specs = Vec::with_capacity(tools.len() + 1);
-            for t in tools {
-                let spec = sdk::ToolSpecification::builder()
-                    .name(&t.name)
-                    .description(&t.description)
-                    .input_schema(sdk::ToolInputSchema::Json(to_document(&t.input_schema)))
-                    .build()
-                    .map_err(build_err)?;
-                specs.push(sdk::Tool::ToolSpec(spec));
-            }
-            if model.prompt_caching {
-                specs.push(sdk::Tool::CachePoint(cache_point()?));
-            }
-            Some(
-                sdk::ToolConfiguration::builder()
-                    .set_tools(Some(specs))
-                    .build()
-                    .map_err(build_err)?,
-            )
-        };
         let trace = |t: Option<GuardrailTrace>| match t {
             Some(GuardrailTrace::Enabled) => Some(sdk::GuardrailTrace::Enabled),
             Some(GuardrailTrace::EnabledFull) => Some(sdk::GuardrailTrace::EnabledFull),
@@ -216,14 +194,38 @@ impl Bedrock {
             model_id: model.id.clone(),
             system,
             inference,
-            tools,
+            prompt_caching: model.prompt_caching,
+            tool_config: Arc::default(),
             guardrail,
             guardrail_stream,
         })
     }
 
-    /// One Converse call.
-    pub async fn converse(&self, messages: &[Message]) -> Result<ModelReply, BedrockError> {
+    /// The SDK's tool configuration for `offered`, built once per offer.
+    fn tool_config(
+        &self,
+        offered: &Offered,
+    ) -> Result<Option<sdk::ToolConfiguration>, BedrockError> {
+        let mut cache = self
+            .tool_config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((version, config)) = cache.as_ref()
+            && *version == offered.version
+        {
+            return Ok(config.clone());
+        }
+        let config = build_tool_config(&offered.specs, self.prompt_caching)?;
+        *cache = Some((offered.version, config.clone()));
+        Ok(config)
+    }
+
+    /// One Converse call, offering the model `tools`.
+    pub async fn converse(
+        &self,
+        messages: &[Message],
+        tools: &Offered,
+    ) -> Result<ModelReply, BedrockError> {
         let out = self
             .client
             .converse()
@@ -231,7 +233,7 @@ impl Bedrock {
             .set_system(Some(self.system.clone()))
             .set_messages(Some(to_sdk_messages(messages)?))
             .inference_config(self.inference.clone())
-            .set_tool_config(self.tools.clone())
+            .set_tool_config(self.tool_config(tools)?)
             .set_guardrail_config(self.guardrail.clone())
             .send()
             .await
@@ -256,10 +258,12 @@ impl Bedrock {
         })
     }
 
-    /// One ConverseStream call; `on_text` gets each text delta as it arrives.
+    /// One ConverseStream call, offering the model `tools`; `on_text` gets each text delta as
+    /// it arrives.
     pub async fn converse_stream(
         &self,
         messages: &[Message],
+        tools: &Offered,
         mut on_text: impl FnMut(&str),
     ) -> Result<ModelReply, BedrockError> {
         let mut out = self
@@ -269,7 +273,7 @@ impl Bedrock {
             .set_system(Some(self.system.clone()))
             .set_messages(Some(to_sdk_messages(messages)?))
             .inference_config(self.inference.clone())
-            .set_tool_config(self.tools.clone())
+            .set_tool_config(self.tool_config(tools)?)
             .set_guardrail_config(self.guardrail_stream.clone())
             .send()
             .await
@@ -288,6 +292,41 @@ impl Bedrock {
         }
         Ok(assembly.finish())
     }
+}
+
+fn cache_point() -> Result<sdk::CachePointBlock, BedrockError> {
+    sdk::CachePointBlock::builder()
+        .r#type(sdk::CachePointType::Default)
+        .build()
+        .map_err(build_err)
+}
+
+/// The SDK form of the offered tools (`None` when there are none: Bedrock refuses an empty list).
+fn build_tool_config(
+    tools: &[ToolSpec],
+    prompt_caching: bool,
+) -> Result<Option<sdk::ToolConfiguration>, BedrockError> {
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let mut specs = Vec::with_capacity(tools.len() + 1);
+    for t in tools {
+        let spec = sdk::ToolSpecification::builder()
+            .name(&t.name)
+            .description(&t.description)
+            .input_schema(sdk::ToolInputSchema::Json(to_document(&t.input_schema)))
+            .build()
+            .map_err(build_err)?;
+        specs.push(sdk::Tool::ToolSpec(spec));
+    }
+    if prompt_caching {
+        specs.push(sdk::Tool::CachePoint(cache_point()?));
+    }
+    sdk::ToolConfiguration::builder()
+        .set_tools(Some(specs))
+        .build()
+        .map(Some)
+        .map_err(build_err)
 }
 
 fn from_sdk_block(b: &sdk::ContentBlock) -> Option<Block> {

@@ -132,10 +132,11 @@ pub async fn invoke(
             Next::CallModel => {
                 let remaining = req.deadline.saturating_duration_since(Instant::now());
                 let started = Instant::now();
+                let offered = rt.tools.offered();
                 let call = async {
                     if req.stream {
                         rt.bedrock
-                            .converse_stream(state.messages(), |t| {
+                            .converse_stream(state.messages(), &offered, |t| {
                                 send(
                                     &events,
                                     Event::Text {
@@ -145,7 +146,7 @@ pub async fn invoke(
                             })
                             .await
                     } else {
-                        rt.bedrock.converse(state.messages()).await
+                        rt.bedrock.converse(state.messages(), &offered).await
                     }
                 };
                 match tokio::time::timeout(remaining, call).await {

@@ -105,7 +105,7 @@ async fn terminated() {
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     let config = load(&cli)?;
     let tools = tools::Toolbox::new(&config, |v| std::env::var(v).ok())?;
-    let bedrock = bedrock::Bedrock::connect(&config, &tools.specs()).await?;
+    let bedrock = bedrock::Bedrock::connect(&config).await?;
     let grace = Duration::from_secs(u64::from(config.limits.timeout_seconds) + 5);
     let rt = Arc::new(invoke::Runtime {
         config,
@@ -117,7 +117,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         .await
         .map_err(|e| RunError::Listen(cli.listen, e))?;
     let bound = listener.local_addr().unwrap_or(cli.listen);
-    tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.specs().len(), listen = %bound, "ready");
+    tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.offered().specs.len(), listen = %bound, "ready");
     serve(listener, rt, terminated(), grace).await;
     Ok(())
 }

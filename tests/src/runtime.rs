@@ -88,7 +88,7 @@ pub async fn start_on(
 ) -> RuntimeUnderTest {
     let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
     let sdk = sdk_config(bedrock).await;
-    let client = Bedrock::with_sdk_config(&config, &tools.specs(), &sdk).expect("bedrock client");
+    let client = Bedrock::with_sdk_config(&config, &sdk).expect("bedrock client");
     let rt = Arc::new(Runtime {
         config,
         bedrock: client,

@@ -6,6 +6,7 @@ mod agent;
 mod http;
 pub mod schema;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentry_crds::runtime_config::{RuntimeConfig, ToolKindConfig};
@@ -86,7 +87,18 @@ pub enum ToolsError {
 #[derive(Clone, Debug)]
 pub struct Toolbox {
     tools: Vec<Tool>,
+    offered: Arc<Offered>,
     client: reqwest::Client,
+}
+
+/// The tools offered to the model at one moment. Each model call takes the current offer; a
+/// new `version` tells the Bedrock client to rebuild its request form of the tools.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Offered {
+    /// Changes whenever the offer does.
+    pub version: u64,
+    /// The tools, in the order the model sees them.
+    pub specs: Vec<ToolSpec>,
 }
 
 /// What one call produced.
@@ -179,12 +191,20 @@ impl Toolbox {
         let client = reqwest::Client::builder()
             .build()
             .map_err(ToolsError::Client)?;
-        Ok(Self { tools, client })
+        let offered = Arc::new(Offered {
+            version: 1,
+            specs: tools.iter().map(|t| t.spec.clone()).collect(),
+        });
+        Ok(Self {
+            tools,
+            offered,
+            client,
+        })
     }
 
-    /// The tools as offered to the model.
-    pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|t| t.spec.clone()).collect()
+    /// The tools offered to the model now.
+    pub fn offered(&self) -> Arc<Offered> {
+        self.offered.clone()
     }
 
     /// Runs one call; always returns a result.
