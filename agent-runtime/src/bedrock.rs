@@ -5,7 +5,6 @@
 
 use agentry_crds::model::GuardrailTrace;
 use agentry_crds::runtime_config::RuntimeConfig;
-use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::types as sdk;
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +15,16 @@ use crate::document::{to_document, to_json};
 use crate::machine::ModelReply;
 use crate::tools::Offered;
 
+mod error;
+mod limit;
 mod stream;
+pub use error::BedrockError;
 pub use stream::{StreamAssembly, excerpt};
+
+use error::{classify, classify_stream};
+
+/// Default of `--max-reply-bytes`: the most one model reply may hold.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 1024 * 1024;
 
 /// A tool as offered to the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,90 +35,6 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of its input.
     pub input_schema: Value,
-}
-
-/// Why a model call failed, by what the client should do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum BedrockError {
-    /// Throttled beyond the SDK's retries: try again later (HTTP 429).
-    #[error("Bedrock throttled the request: {0}")]
-    Throttled(String),
-    /// Bedrock or the model refused or failed the request (HTTP 502), with its error code.
-    #[error("Bedrock returned {code}: {message}")]
-    Model {
-        /// AWS error code, e.g. `ValidationException`.
-        code: String,
-        /// Its message.
-        message: String,
-    },
-    /// Bedrock could not be reached (HTTP 502).
-    #[error("cannot reach Bedrock: {0}")]
-    Unreachable(String),
-    /// A request could not be built from the conversation (HTTP 400).
-    #[error("invalid conversation: {0}")]
-    Request(String),
-}
-
-impl BedrockError {
-    /// Bounded metric label.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Self::Throttled(_) => "throttled",
-            Self::Model { .. } => "model_error",
-            Self::Unreachable(_) => "unreachable",
-            Self::Request(_) => "invalid_request",
-        }
-    }
-}
-
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> BedrockError {
-    let code = e.code().map(String::from);
-    let message = e
-        .message()
-        .map(String::from)
-        .unwrap_or_else(|| crate::error_chain(&e));
-    match code.as_deref() {
-        Some(
-            "ThrottlingException" | "ServiceQuotaExceededException" | "TooManyRequestsException",
-        ) => BedrockError::Throttled(message),
-        Some(code) => BedrockError::Model {
-            code: code.into(),
-            message,
-        },
-        None => BedrockError::Unreachable(message),
-    }
-}
-
-/// Errors inside a ConverseStream response: exception frames name their type in a header, so
-/// the SDK reports them as enum variants without an error code.
-fn classify_stream(
-    e: SdkError<
-        aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError,
-        aws_smithy_types::event_stream::RawMessage,
-    >,
-) -> BedrockError {
-    use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError as E;
-    let Some(service) = e.as_service_error() else {
-        return classify(e);
-    };
-    let message = service
-        .message()
-        .map(String::from)
-        .unwrap_or_else(|| crate::error_chain(&e));
-    let code = match service {
-        E::ThrottlingException(_) => return BedrockError::Throttled(message),
-        E::ServiceUnavailableException(_) => "ServiceUnavailableException",
-        E::ValidationException(_) => "ValidationException",
-        E::InternalServerException(_) => "InternalServerException",
-        E::ModelStreamErrorException(_) => "ModelStreamErrorException",
-        _ => service.code().unwrap_or("StreamException"),
-    };
-    BedrockError::Model {
-        code: code.into(),
-        message,
-    }
 }
 
 fn build_err(e: aws_smithy_types::error::operation::BuildError) -> BedrockError {
@@ -133,23 +56,28 @@ pub struct Bedrock {
     tool_config: Arc<Mutex<Option<CachedTools>>>,
     guardrail: Option<sdk::GuardrailConfiguration>,
     guardrail_stream: Option<sdk::GuardrailStreamConfiguration>,
+    max_reply_bytes: usize,
 }
 
 impl Bedrock {
     /// Loads the AWS configuration (default chain; `model.region` if set) and builds the client.
-    pub async fn connect(config: &RuntimeConfig) -> Result<Self, BedrockError> {
+    pub async fn connect(
+        config: &RuntimeConfig,
+        max_reply_bytes: usize,
+    ) -> Result<Self, BedrockError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &config.model.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         let sdk_config = loader.load().await;
-        Self::with_sdk_config(config, &sdk_config)
+        Self::with_sdk_config(config, &sdk_config, max_reply_bytes)
     }
 
     /// Builds the client from an SDK configuration (tests give one with an endpoint override).
     pub fn with_sdk_config(
         config: &RuntimeConfig,
         sdk_config: &aws_config::SdkConfig,
+        max_reply_bytes: usize,
     ) -> Result<Self, BedrockError> {
         let model = &config.model;
         let mut system = vec![sdk::SystemContentBlock::Text(config.system_prompt.clone())];
@@ -190,7 +118,14 @@ impl Bedrock {
             None => (None, None),
         };
         Ok(Self {
-            client: aws_sdk_bedrockruntime::Client::new(sdk_config),
+            client: aws_sdk_bedrockruntime::Client::from_conf(
+                aws_sdk_bedrockruntime::config::Builder::from(sdk_config)
+                    .interceptor(limit::ReplyLimit {
+                        limit: max_reply_bytes,
+                    })
+                    .build(),
+            ),
+            max_reply_bytes,
             model_id: model.id.clone(),
             system,
             inference,
@@ -206,10 +141,7 @@ impl Bedrock {
         &self,
         offered: &Offered,
     ) -> Result<Option<sdk::ToolConfiguration>, BedrockError> {
-        let mut cache = self
-            .tool_config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.tool_config.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((version, config)) = cache.as_ref()
             && *version == offered.version
         {
@@ -242,8 +174,18 @@ impl Bedrock {
             Some(sdk::ConverseOutput::Message(m)) => {
                 m.content().iter().filter_map(from_sdk_block).collect()
             }
-            _ => vec![],
+            _ => {
+                return Err(BedrockError::Incomplete(
+                    "the Converse response has no output message".into(),
+                ));
+            }
         };
+        // The SDK fills a missing required field with this placeholder rather than failing.
+        if out.stop_reason().as_str() == "no value was set" {
+            return Err(BedrockError::Incomplete(
+                "the Converse response has no stopReason".into(),
+            ));
+        }
         let usage = out
             .usage()
             .map(|u| Usage {
@@ -278,11 +220,11 @@ impl Bedrock {
             .send()
             .await
             .map_err(classify)?;
-        let mut assembly = StreamAssembly::default();
+        let mut assembly = StreamAssembly::new(self.max_reply_bytes);
         loop {
             match out.stream.recv().await {
                 Ok(Some(event)) => {
-                    if let Some(text) = assembly.push(event) {
+                    if let Some(text) = assembly.push(event)? {
                         on_text(&text);
                     }
                 }
@@ -290,7 +232,7 @@ impl Bedrock {
                 Err(e) => return Err(classify_stream(e)),
             }
         }
-        Ok(assembly.finish())
+        assembly.finish()
     }
 }
 

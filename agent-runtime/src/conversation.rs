@@ -152,6 +152,180 @@ impl Usage {
     }
 }
 
+/// Why a client's conversation cannot be sent to the model: where, and which rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {rule}")]
+pub struct ConversationError {
+    /// `messages[i]`, `messages[i].content[j]` or `input`.
+    pub at: String,
+    /// The rule, and how to meet it.
+    pub rule: String,
+}
+
+fn broken(at: impl Into<String>, rule: impl Into<String>) -> ConversationError {
+    ConversationError {
+        at: at.into(),
+        rule: rule.into(),
+    }
+}
+
+/// Checks a client's conversation (`messages`, then `input` as a last user turn) against the
+/// rules Bedrock applies, so a bad one is refused with its index and rule rather than as a
+/// model error: it starts with a user turn, alternates roles and ends with a user turn; no
+/// message or text block is empty; tool calls are in assistant turns and results in user turns;
+/// each user turn after an assistant turn with tool calls answers each of them exactly once and
+/// nothing else.
+pub fn check(messages: &[Message], input: Option<&str>) -> Result<(), ConversationError> {
+    for (i, m) in messages.iter().enumerate() {
+        let at = format!("messages[{i}]");
+        if m.content.is_empty() {
+            return Err(broken(at, "has no content blocks"));
+        }
+        match (i, m.role) {
+            (0, Role::Assistant) => {
+                return Err(broken(
+                    at,
+                    "the conversation must start with a user message",
+                ));
+            }
+            (i, role) if i > 0 && messages[i - 1].role == role => {
+                return Err(broken(
+                    at,
+                    format!(
+                        "follows another {} message: roles must alternate between user and assistant",
+                        role.name()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        check_blocks(i, m)?;
+        let asked = if i > 0 {
+            messages[i - 1].tool_uses()
+        } else {
+            vec![]
+        };
+        if m.role == Role::User {
+            check_answers(i, m, &asked)?;
+        }
+    }
+    match (input, messages.last()) {
+        (Some(text), _) if text.trim().is_empty() => Err(broken(
+            "input",
+            "is blank; leave it out to continue the conversation as it is",
+        )),
+        (Some(_), Some(last)) if last.role == Role::User => Err(broken(
+            "input",
+            format!(
+                "follows a user message (messages[{}]): give input after an assistant message, or put the text in that user message",
+                messages.len() - 1
+            ),
+        )),
+        (Some(_), Some(last)) if !last.tool_uses().is_empty() => Err(broken(
+            "input",
+            format!(
+                "messages[{}] asks for tools: the next user message must carry their toolResult blocks, in messages",
+                messages.len() - 1
+            ),
+        )),
+        (None, Some(last)) if last.role == Role::Assistant => Err(broken(
+            format!("messages[{}]", messages.len() - 1),
+            "the conversation must end with a user message (or give input)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_blocks(i: usize, m: &Message) -> Result<(), ConversationError> {
+    let mut ids = std::collections::HashSet::new();
+    for (j, b) in m.content.iter().enumerate() {
+        let at = format!("messages[{i}].content[{j}]");
+        match (b, m.role) {
+            (Block::Text(t), _) if t.trim().is_empty() => {
+                return Err(broken(at, "is an empty text block"));
+            }
+            (Block::ToolUse(_), Role::User) => {
+                return Err(broken(
+                    at,
+                    "a toolUse block belongs in an assistant message",
+                ));
+            }
+            (Block::ToolResult(_), Role::Assistant) => {
+                return Err(broken(at, "a toolResult block belongs in a user message"));
+            }
+            (Block::ToolUse(u), _) if u.tool_use_id.is_empty() || u.name.is_empty() => {
+                return Err(broken(at, "a toolUse needs a toolUseId and a name"));
+            }
+            (Block::ToolUse(u), _) if !ids.insert(u.tool_use_id.as_str()) => {
+                return Err(broken(
+                    at,
+                    format!(
+                        "toolUseId {:?} is used twice in this message",
+                        u.tool_use_id
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_answers(i: usize, m: &Message, asked: &[ToolUse]) -> Result<(), ConversationError> {
+    let mut answered = std::collections::HashSet::new();
+    for (j, b) in m.content.iter().enumerate() {
+        let Block::ToolResult(r) = b else { continue };
+        let at = format!("messages[{i}].content[{j}]");
+        if !asked.iter().any(|u| u.tool_use_id == r.tool_use_id) {
+            return Err(broken(
+                at,
+                if i == 0 {
+                    format!(
+                        "toolResult {:?} answers no toolUse: there is no assistant message before it",
+                        r.tool_use_id
+                    )
+                } else {
+                    format!(
+                        "toolResult {:?} answers no toolUse of the previous assistant message (messages[{}])",
+                        r.tool_use_id,
+                        i - 1
+                    )
+                },
+            ));
+        }
+        if !answered.insert(r.tool_use_id.as_str()) {
+            return Err(broken(
+                at,
+                format!("toolUse {:?} is answered twice", r.tool_use_id),
+            ));
+        }
+    }
+    if let Some(missing) = asked
+        .iter()
+        .find(|u| !answered.contains(u.tool_use_id.as_str()))
+    {
+        return Err(broken(
+            format!("messages[{i}]"),
+            format!(
+                "does not answer toolUse {:?} of messages[{}]: each toolUse needs a toolResult in the next user message",
+                missing.tool_use_id,
+                i - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Role {
+    /// `user` or `assistant`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +344,100 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             serde_json::json!({"toolResult": {"toolUseId": "t1", "content": [{"text": "boom"}], "status": "error"}})
         );
+    }
+    fn parse(v: serde_json::Value) -> Vec<Message> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn refused(v: serde_json::Value, input: Option<&str>) -> String {
+        check(&parse(v), input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_tool_round_trip_continued_with_input_is_accepted() {
+        let m = parse(serde_json::json!([
+            {"role": "user", "content": [{"text": "Top song on WZPZ?"}]},
+            {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "top_song", "input": {}}}]},
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "Elemental Hotel"}]}}]},
+            {"role": "assistant", "content": [{"text": "Elemental Hotel."}]}
+        ]));
+        assert_eq!(check(&m, Some("And on WKRP?")), Ok(()));
+        assert_eq!(check(&m[..3], None), Ok(()));
+    }
+
+    #[test]
+    fn each_broken_rule_is_named_with_its_index() {
+        use serde_json::json;
+        let user = |t: &str| json!({"role": "user", "content": [{"text": t}]});
+        let assistant = |t: &str| json!({"role": "assistant", "content": [{"text": t}]});
+        let cases = [
+            (
+                json!([assistant("hi")]),
+                None,
+                "messages[0]: the conversation must start with a user message",
+            ),
+            (
+                json!([user("a"), user("b")]),
+                None,
+                "messages[1]: follows another user message",
+            ),
+            (
+                json!([user("a"), assistant("b")]),
+                None,
+                "messages[1]: the conversation must end with a user message",
+            ),
+            (
+                json!([user("a")]),
+                Some("b"),
+                "input: follows a user message (messages[0])",
+            ),
+            (
+                json!([user("a"), assistant("b")]),
+                Some(" "),
+                "input: is blank",
+            ),
+            (
+                json!([{"role": "user", "content": []}]),
+                None,
+                "messages[0]: has no content blocks",
+            ),
+            (
+                json!([user("")]),
+                None,
+                "messages[0].content[0]: is an empty text block",
+            ),
+            (
+                json!([{"role": "user", "content": [{"toolResult": {"toolUseId": "x", "content": []}}]}]),
+                None,
+                "messages[0].content[0]: toolResult \"x\" answers no toolUse",
+            ),
+            (
+                json!([user("a"), {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "n", "input": {}}}]}, user("b")]),
+                None,
+                "messages[2]: does not answer toolUse \"t1\" of messages[1]",
+            ),
+            (
+                json!([user("a"), {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "n", "input": {}}}]}]),
+                Some("b"),
+                "input: messages[1] asks for tools",
+            ),
+            (
+                json!([user("a"), {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "n", "input": {}}}, {"toolUse": {"toolUseId": "t1", "name": "n", "input": {}}}]}]),
+                None,
+                "messages[1].content[1]: toolUseId \"t1\" is used twice",
+            ),
+            (
+                json!([{"role": "user", "content": [{"toolUse": {"toolUseId": "t1", "name": "n", "input": {}}}]}]),
+                None,
+                "messages[0].content[0]: a toolUse block belongs in an assistant message",
+            ),
+        ];
+        for (messages, input, want) in cases {
+            let got = refused(messages.clone(), input);
+            assert!(
+                got.starts_with(want),
+                "{messages}: got {got:?}, want {want:?}"
+            );
+        }
     }
 }

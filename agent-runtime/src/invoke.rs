@@ -2,6 +2,7 @@
 //! the invocation deadline, a reply's tool calls run concurrently — and reports progress as
 //! [`Event`]s for streaming clients.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use agentry_crds::runtime_config::RuntimeConfig;
@@ -39,28 +40,114 @@ pub struct Request {
     pub deadline: Instant,
     /// Stream text as it arrives (ConverseStream).
     pub stream: bool,
+    /// The request id, for the log.
+    pub request_id: String,
 }
 
-/// Progress of a streaming invocation.
+/// Counts of an invocation so far, shared with whoever reports on it: the access log reads
+/// them even when the invocation was cancelled midway.
+#[derive(Default, Debug)]
+pub struct Progress {
+    model_calls: AtomicU32,
+    tool_calls: AtomicU32,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+}
+
+/// A reading of [`Progress`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgressSnapshot {
+    /// Model calls made, an abandoned one included.
+    pub model_calls: u32,
+    /// Tool calls made.
+    pub tool_calls: u32,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+}
+
+impl Progress {
+    /// The counts now.
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            model_calls: self.model_calls.load(Ordering::Relaxed),
+            tool_calls: self.tool_calls.load(Ordering::Relaxed),
+            input_tokens: self.input_tokens.load(Ordering::Relaxed),
+            output_tokens: self.output_tokens.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Records a model or tool call in the metrics as `cancelled` if it is dropped before it ends
+/// (the client went away), so no call goes uncounted.
+struct Pending<'a> {
+    metrics: &'a Metrics,
+    what: Call<'a>,
+    started: Instant,
+    armed: bool,
+}
+
+enum Call<'a> {
+    Model(&'a str),
+    Tool(&'a str),
+}
+
+impl<'a> Pending<'a> {
+    fn new(metrics: &'a Metrics, what: Call<'a>) -> Self {
+        Self {
+            metrics,
+            what,
+            started: Instant::now(),
+            armed: true,
+        }
+    }
+
+    /// The call ended with `outcome` (model calls; tool calls are recorded by the caller).
+    fn ended(mut self, outcome: &str) {
+        self.armed = false;
+        if let Call::Model(model) = self.what {
+            self.metrics
+                .bedrock_call(model, outcome, self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        match self.what {
+            Call::Model(model) => {
+                self.metrics
+                    .bedrock_call(model, "cancelled", self.started.elapsed())
+            }
+            Call::Tool(tool) => self
+                .metrics
+                .tool_call(tool, "cancelled", self.started.elapsed()),
+        }
+    }
+}
+
+/// Progress of a streaming invocation: each is one Server-Sent Event, named by
+/// [`Event::name`], its data the variant's fields in camelCase.
 #[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(untagged, rename_all_fields = "camelCase")]
 pub enum Event {
-    /// Model text, as it arrives.
-    #[serde(rename = "text")]
+    /// Model text, as it arrives (`text`).
     Text {
         /// The new text.
         delta: String,
     },
-    /// A tool call began.
-    #[serde(rename = "tool_call_started")]
+    /// A tool call began (`tool_call_started`).
     ToolStarted {
         /// Tool name.
         name: String,
         /// Call id.
         tool_use_id: String,
     },
-    /// A tool call ended.
-    #[serde(rename = "tool_call_finished")]
+    /// A tool call ended (`tool_call_finished`).
     ToolFinished {
         /// Tool name.
         name: String,
@@ -71,6 +158,17 @@ pub enum Event {
         /// Duration.
         duration_ms: u64,
     },
+}
+
+impl Event {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::ToolStarted { .. } => "tool_call_started",
+            Self::ToolFinished { .. } => "tool_call_finished",
+        }
+    }
 }
 
 /// One tool call, for the summary.
@@ -93,7 +191,7 @@ pub struct Summary {
     pub output: String,
     /// Why it ended.
     pub stop_reason: StopReason,
-    /// Model calls made.
+    /// Model calls made, one abandoned at the deadline included.
     pub iterations: u32,
     /// Tokens used.
     pub usage: Usage,
@@ -108,11 +206,12 @@ fn send(events: &Option<UnboundedSender<Event>>, e: Event) {
     }
 }
 
-/// Runs one invocation to its end.
+/// Runs one invocation to its end, counting its calls and tokens in `progress`.
 pub async fn invoke(
     rt: &Runtime,
     req: Request,
     events: Option<UnboundedSender<Event>>,
+    progress: &Progress,
 ) -> Result<Summary, BedrockError> {
     let mut state = Loop::new(req.messages, req.input.as_deref(), rt.config.limits);
     let mut tool_calls = Vec::new();
@@ -124,46 +223,63 @@ pub async fn invoke(
                 return Ok(Summary {
                     output: state.output().to_string(),
                     stop_reason,
-                    iterations: state.iterations(),
+                    iterations: progress.model_calls.load(Ordering::Relaxed),
                     usage: state.usage(),
                     tool_calls,
                 });
             }
             Next::CallModel => {
                 let remaining = req.deadline.saturating_duration_since(Instant::now());
-                let started = Instant::now();
-                let offered = rt.tools.offered();
-                let call = async {
-                    if req.stream {
-                        rt.bedrock
-                            .converse_stream(state.messages(), &offered, |t| {
-                                send(
-                                    &events,
-                                    Event::Text {
-                                        delta: t.to_string(),
-                                    },
-                                )
-                            })
-                            .await
-                    } else {
-                        rt.bedrock.converse(state.messages(), &offered).await
-                    }
-                };
-                match tokio::time::timeout(remaining, call).await {
-                    Err(_) => {
-                        rt.metrics
-                            .bedrock_call(model, "deadline", started.elapsed());
-                        state.deadline()
-                    }
-                    Ok(Err(e)) => {
-                        rt.metrics
-                            .bedrock_call(model, e.category(), started.elapsed());
-                        return Err(e);
-                    }
-                    Ok(Ok(reply)) => {
-                        rt.metrics.bedrock_call(model, "success", started.elapsed());
-                        rt.metrics.tokens(model, reply.usage);
-                        state.on_model_reply(reply)
+                if remaining.is_zero() {
+                    // A caller's deadline already spent: no model call can finish in time.
+                    state.deadline()
+                } else {
+                    progress.model_calls.fetch_add(1, Ordering::Relaxed);
+                    let pending = Pending::new(&rt.metrics, Call::Model(model));
+                    let offered = rt.tools.offered();
+                    let call = async {
+                        if req.stream {
+                            rt.bedrock
+                                .converse_stream(state.messages(), &offered, |t| {
+                                    send(
+                                        &events,
+                                        Event::Text {
+                                            delta: t.to_string(),
+                                        },
+                                    )
+                                })
+                                .await
+                        } else {
+                            rt.bedrock.converse(state.messages(), &offered).await
+                        }
+                    };
+                    match tokio::time::timeout(remaining, call).await {
+                        Err(_) => {
+                            pending.ended("deadline");
+                            state.deadline()
+                        }
+                        Ok(Err(e)) => {
+                            pending.ended(e.category());
+                            tracing::warn!(
+                                request_id = %req.request_id,
+                                model,
+                                error_code = e.aws_code().unwrap_or(e.code()),
+                                error = %e,
+                                "Bedrock call failed"
+                            );
+                            return Err(e);
+                        }
+                        Ok(Ok(reply)) => {
+                            pending.ended("success");
+                            rt.metrics.tokens(model, reply.usage);
+                            progress
+                                .input_tokens
+                                .fetch_add(reply.usage.input_tokens, Ordering::Relaxed);
+                            progress
+                                .output_tokens
+                                .fetch_add(reply.usage.output_tokens, Ordering::Relaxed);
+                            state.on_model_reply(reply)
+                        }
                     }
                 }
             }
@@ -181,8 +297,17 @@ pub async fn invoke(
                         },
                     );
                 }
-                let outcomes =
-                    futures::future::join_all(calls.iter().map(|c| rt.tools.call(c, ctx))).await;
+                progress.tool_calls.fetch_add(
+                    u32::try_from(calls.len()).unwrap_or(u32::MAX),
+                    Ordering::Relaxed,
+                );
+                let outcomes = futures::future::join_all(calls.iter().map(|c| async {
+                    let pending = Pending::new(&rt.metrics, Call::Tool(&c.name));
+                    let outcome = rt.tools.call(c, ctx).await;
+                    pending.ended("");
+                    outcome
+                }))
+                .await;
                 let mut results = Vec::with_capacity(outcomes.len());
                 for (c, o) in calls.iter().zip(outcomes) {
                     let status = if o.result.status == Some(ResultStatus::Error) {

@@ -4,13 +4,15 @@
 //! - [`machine`]: the loop as a state machine without I/O; [`invoke`] drives it;
 //! - [`bedrock`]: Converse and ConverseStream through the AWS SDK;
 //! - [`tools`]: HTTP and agent tools;
-//! - [`server`]: the HTTP API; [`metrics`]: Prometheus.
+//! - [`server`]: the HTTP API; [`listener`]: connections, their timeouts and the drain;
+//!   [`metrics`]: Prometheus.
 
 pub mod bedrock;
 pub mod config;
 pub mod conversation;
 pub mod document;
 pub mod invoke;
+pub mod listener;
 pub mod machine;
 pub mod metrics;
 pub mod server;
@@ -58,6 +60,80 @@ pub struct Cli {
     /// Log format: text or json.
     #[arg(long, env = "AGENTRY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+
+    /// Most open client connections; more wait in the listen backlog.
+    #[arg(long, env = "AGENTRY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a client has from the first byte of a request to the end of its headers.
+    #[arg(long, env = "AGENTRY_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10.0, value_parser = seconds)]
+    pub header_read_timeout_seconds: f64,
+
+    /// Seconds a client has to send a request body once its headers arrived.
+    #[arg(long, env = "AGENTRY_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30.0, value_parser = seconds)]
+    pub body_read_timeout_seconds: f64,
+
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "AGENTRY_IDLE_TIMEOUT_SECONDS", default_value_t = 60.0, value_parser = seconds)]
+    pub idle_timeout_seconds: f64,
+
+    /// Seconds between SIGTERM and closing the listener: `/readyz` answers 503 meanwhile, so
+    /// Kubernetes takes the pod out of its Service before connections are refused.
+    #[arg(long, env = "AGENTRY_DRAIN_DELAY_SECONDS", default_value_t = 5.0, value_parser = seconds)]
+    pub drain_delay_seconds: f64,
+
+    /// Most bytes one model reply may hold (a Converse body, or a stream's text and tool input).
+    #[arg(long, env = "AGENTRY_MAX_REPLY_BYTES", default_value_t = bedrock::DEFAULT_MAX_REPLY_BYTES, value_parser = clap::value_parser!(usize))]
+    pub max_reply_bytes: usize,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+/// How the runtime serves: connection limits, timeouts, and the shutdown drain.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Connection count and per-connection timeouts.
+    pub connections: listener::ConnectionLimits,
+    /// Time to send a request body.
+    pub body_read_timeout: Duration,
+    /// Time between the shutdown signal and closing the listener.
+    pub drain_delay: Duration,
+    /// Time in-flight invocations get after the listener closed.
+    pub grace: Duration,
+}
+
+impl ServeOptions {
+    /// The options the flags give, for an Agent whose invocations last up to `timeout_seconds`.
+    pub fn from_cli(cli: &Cli, timeout_seconds: u32) -> Self {
+        Self {
+            connections: listener::ConnectionLimits {
+                max_connections: cli.max_connections as usize,
+                header_read_timeout: Duration::from_secs_f64(cli.header_read_timeout_seconds),
+                idle_timeout: Duration::from_secs_f64(cli.idle_timeout_seconds),
+            },
+            body_read_timeout: Duration::from_secs_f64(cli.body_read_timeout_seconds),
+            drain_delay: Duration::from_secs_f64(cli.drain_delay_seconds),
+            grace: Duration::from_secs(u64::from(timeout_seconds) + 5),
+        }
+    }
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            connections: listener::ConnectionLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
+            drain_delay: Duration::from_secs(5),
+            grace: Duration::from_secs(125),
+        }
+    }
 }
 
 /// Why the runtime stopped.
@@ -101,12 +177,12 @@ async fn terminated() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Runs the runtime until SIGTERM; in-flight invocations then get their deadline to finish.
+/// Runs the runtime until SIGTERM, then drains (see [`serve`]).
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     let config = load(&cli)?;
     let tools = tools::Toolbox::new(&config, |v| std::env::var(v).ok())?;
-    let bedrock = bedrock::Bedrock::connect(&config).await?;
-    let grace = Duration::from_secs(u64::from(config.limits.timeout_seconds) + 5);
+    let bedrock = bedrock::Bedrock::connect(&config, cli.max_reply_bytes).await?;
+    let options = ServeOptions::from_cli(&cli, config.limits.timeout_seconds);
     let rt = Arc::new(invoke::Runtime {
         config,
         bedrock,
@@ -118,33 +194,55 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         .map_err(|e| RunError::Listen(cli.listen, e))?;
     let bound = listener.local_addr().unwrap_or(cli.listen);
     tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.offered().specs.len(), listen = %bound, "ready");
-    serve(listener, rt, terminated(), grace).await;
+    serve(listener, rt, terminated(), options).await;
     Ok(())
 }
 
-/// Serves until `shutdown` completes, then stops accepting and lets in-flight requests finish
-/// for up to `grace`.
+/// Serves until `shutdown` completes, then drains: `/readyz` answers 503 and new invocations
+/// are refused with 503 while the listener stays open for `drain_delay` (so Kubernetes can take
+/// the pod out of its Service); then the listener closes, idle and half-sent connections close
+/// at once, and the invocations in flight get up to `grace` to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     rt: Arc<invoke::Runtime>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    options: ServeOptions,
 ) {
-    let state = server::AppState::new(rt);
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let state = server::AppState::new(rt, closing.clone(), options.body_read_timeout);
     let app = server::router(state.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let served = tokio::spawn(listener::serve(
+        listener,
+        app,
+        options.connections,
+        closing,
+        options.grace,
+    ));
     shutdown.await;
-    tracing::info!("shutting down: finishing in-flight invocations");
-    state.set_not_ready();
-    let _ = stop_tx.send(());
-    if tokio::time::timeout(grace, server).await.is_err() {
+    state.begin_drain();
+    tracing::info!(
+        drain_delay_ms = options.drain_delay.as_millis() as u64,
+        in_flight = state.in_flight().count(),
+        "shutting down: /readyz answers 503; the listener closes after the drain delay"
+    );
+    tokio::time::sleep(options.drain_delay).await;
+    let _ = closing_tx.send(true);
+    let finished = tokio::time::timeout(options.grace, state.idle())
+        .await
+        .is_ok();
+    if !finished {
         tracing::warn!(
-            ?grace,
+            in_flight = state.in_flight().count(),
+            grace_ms = options.grace.as_millis() as u64,
             "in-flight invocations did not finish within the grace period"
         );
+        return;
+    }
+    // Every invocation has ended; their last response bytes get a moment to be written.
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(1), served).await,
+        Ok(Ok(true))
+    ) {
+        tracing::debug!("connections still open at exit were closed");
     }
 }

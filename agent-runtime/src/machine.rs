@@ -153,11 +153,24 @@ impl Loop {
         self.iterations += 1;
         self.usage.add(reply.usage);
         // Bedrock refuses empty text blocks (and empty messages) when the conversation is sent
-        // back, so they are dropped here rather than sent on.
+        // back, so they are dropped here rather than sent on. It also needs exactly one result
+        // per toolUse id: a later toolUse repeating an id is dropped (and not run), so each
+        // call keeps its own result.
+        let mut ids = HashSet::new();
         let content: Vec<Block> = reply
             .content
             .into_iter()
-            .filter(|b| !matches!(b, Block::Text(t) if t.is_empty()))
+            .filter(|b| match b {
+                Block::Text(t) => !t.is_empty(),
+                Block::ToolUse(u) => {
+                    let first = ids.insert(u.tool_use_id.clone());
+                    if !first {
+                        tracing::warn!(tool_use_id = %u.tool_use_id, tool = %u.name, "the model repeated a toolUse id; the repeated call is dropped");
+                    }
+                    first
+                }
+                Block::ToolResult(_) => true,
+            })
             .collect();
         let message = Message {
             role: Role::Assistant,
@@ -334,6 +347,25 @@ mod tests {
         assert!(
             matches!(&last.content[1], Block::ToolResult(r) if r.tool_use_id == "b" && r.is_error())
         );
+    }
+
+    #[test]
+    fn a_repeated_tool_use_id_runs_once_and_gets_one_result() {
+        let mut l = Loop::new(vec![], Some("q"), limits());
+        let mut reply = tool_call(&["a", "a"]);
+        if let Block::ToolUse(u) = &mut reply.content[1] {
+            u.name = "other".into();
+        }
+        let Next::RunTools(calls) = l.on_model_reply(reply) else {
+            panic!()
+        };
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].name, "top_song");
+        assert_eq!(l.messages().last().unwrap().tool_uses().len(), 1);
+        l.on_tool_results(vec![ok("a")]);
+        let last = l.messages().last().unwrap();
+        assert_eq!(last.content.len(), 1);
+        assert!(matches!(&last.content[0], Block::ToolResult(r) if !r.is_error()));
     }
 
     #[test]

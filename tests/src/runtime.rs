@@ -88,7 +88,12 @@ pub async fn start_on(
 ) -> RuntimeUnderTest {
     let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
     let sdk = sdk_config(bedrock).await;
-    let client = Bedrock::with_sdk_config(&config, &sdk).expect("bedrock client");
+    let client = Bedrock::with_sdk_config(
+        &config,
+        &sdk,
+        agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES,
+    )
+    .expect("bedrock client");
     let rt = Arc::new(Runtime {
         config,
         bedrock: client,
@@ -103,7 +108,11 @@ pub async fn start_on(
         async move {
             let _ = rx.await;
         },
-        Duration::from_secs(30),
+        agentry_runtime::ServeOptions {
+            drain_delay: Duration::ZERO,
+            grace: Duration::from_secs(30),
+            ..agentry_runtime::ServeOptions::default()
+        },
     ));
     RuntimeUnderTest {
         url,

@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 use aws_sdk_bedrockruntime::types as sdk;
 use serde_json::Value;
 
+use super::BedrockError;
 use crate::conversation::{Block, ToolUse, Usage};
 use crate::machine::ModelReply;
 
 /// Reassembles a streamed reply: text deltas per block, tool inputs from JSON fragments.
-#[derive(Default)]
 pub struct StreamAssembly {
     blocks: BTreeMap<i32, Partial>,
-    stop_reason: String,
+    stop_reason: Option<String>,
     usage: Usage,
+    /// Bytes of text and tool input held so far, and the most allowed.
+    held: usize,
+    limit: usize,
 }
 
 enum Partial {
@@ -27,8 +30,43 @@ enum Partial {
 }
 
 impl StreamAssembly {
-    /// Takes one event; returns a text delta to pass on, if it was one.
-    pub fn push(&mut self, event: sdk::ConverseStreamOutput) -> Option<String> {
+    /// An empty assembly holding at most `limit` bytes of text and tool input.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            blocks: BTreeMap::new(),
+            stop_reason: None,
+            usage: Usage::default(),
+            held: 0,
+            limit,
+        }
+    }
+
+    fn hold(&mut self, n: usize) -> Result<(), BedrockError> {
+        self.held += n;
+        if self.held > self.limit {
+            return Err(BedrockError::ReplyTooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+
+    /// Takes one event; returns a text delta to pass on, if it was one. Fails when the reply
+    /// grows over the limit.
+    pub fn push(
+        &mut self,
+        event: sdk::ConverseStreamOutput,
+    ) -> Result<Option<String>, BedrockError> {
+        if let sdk::ConverseStreamOutput::ContentBlockDelta(e) = &event {
+            let n = match e.delta() {
+                Some(sdk::ContentBlockDelta::Text(t)) => t.len(),
+                Some(sdk::ContentBlockDelta::ToolUse(d)) => d.input().len(),
+                _ => 0,
+            };
+            self.hold(n)?;
+        }
+        Ok(self.apply(event))
+    }
+
+    fn apply(&mut self, event: sdk::ConverseStreamOutput) -> Option<String> {
         match event {
             sdk::ConverseStreamOutput::ContentBlockStart(e) => {
                 if let Some(sdk::ContentBlockStart::ToolUse(t)) = e.start() {
@@ -66,7 +104,7 @@ impl StreamAssembly {
                 _ => None,
             },
             sdk::ConverseStreamOutput::MessageStop(e) => {
-                self.stop_reason = e.stop_reason().as_str().to_string();
+                self.stop_reason = Some(e.stop_reason().as_str().to_string());
                 None
             }
             sdk::ConverseStreamOutput::Metadata(e) => {
@@ -83,8 +121,15 @@ impl StreamAssembly {
     }
 
     /// The reply. A tool input that is not valid JSON becomes `{}` in the conversation (so
-    /// Bedrock accepts it back) and is marked, so the tool answers with an error.
-    pub fn finish(self) -> ModelReply {
+    /// Bedrock accepts it back) and is marked, so the tool answers with an error. A stream that
+    /// ended before its `messageStop` is an incomplete reply, not an answer.
+    pub fn finish(self) -> Result<ModelReply, BedrockError> {
+        let Some(stop_reason) = self.stop_reason else {
+            return Err(BedrockError::Incomplete(format!(
+                "the ConverseStream response ended before its messageStop event ({} content blocks received)",
+                self.blocks.len()
+            )));
+        };
         let content = self
             .blocks
             .into_values()
@@ -100,15 +145,11 @@ impl StreamAssembly {
                 }
             })
             .collect();
-        ModelReply {
+        Ok(ModelReply {
             content,
-            stop_reason: if self.stop_reason.is_empty() {
-                "end_turn".into()
-            } else {
-                self.stop_reason
-            },
+            stop_reason,
             usage: self.usage,
-        }
+        })
     }
 }
 

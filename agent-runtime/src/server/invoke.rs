@@ -1,0 +1,186 @@
+//! `POST /v1/invoke`: the body is read and checked first, and only a valid request takes a
+//! concurrency slot, so slow or broken clients cannot lock others out. The answer is JSON, or
+//! Server-Sent Events with `Accept: text/event-stream`. A client that goes away cancels its
+//! invocation (model and tool calls included) and is counted as `client_disconnected`.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::body::{self, ReadFailure, Refusal};
+use super::invocation::Invocation;
+use super::{AppState, bedrock_error, error, retry_later};
+use crate::bedrock::BedrockError;
+use crate::invoke::{self, Request, Summary};
+use crate::machine::StopReason;
+use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
+
+const PATH: &str = "/v1/invoke";
+
+fn refuse(inv: &mut Invocation, r: &Refusal) -> Response {
+    inv.finish(r.status.as_u16(), r.code);
+    let mut response = error(r.status, r.code, r.message.clone());
+    if matches!(r.code, "body_timeout" | "shutting_down") {
+        // The rest of the body will not be read: the connection cannot carry another request.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    if r.code == "shutting_down" {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(1));
+    }
+    response
+}
+
+/// The handler.
+pub async fn handler(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let inv = Invocation::arrive(&s, &headers, "POST", PATH, "invoke");
+    let id = inv.request_id_header();
+    let mut response = answer(&s, inv, &headers, body).await;
+    if let Some(id) = id {
+        response
+            .headers_mut()
+            .insert(super::invocation::REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Body) -> Response {
+    if s.draining() {
+        let r = Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "shutting_down",
+            message: "the runtime is shutting down; retry on another replica".into(),
+        };
+        return refuse(&mut inv, &r);
+    }
+    let bytes = match body::read(headers, body, s.body_read_timeout, s.closing.clone()).await {
+        Ok(b) => b,
+        Err(ReadFailure::Refused(r)) => return refuse(&mut inv, &r),
+        // Nobody is left to answer; dropping `inv` counts the disconnect.
+        Err(ReadFailure::Disconnected) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let parsed = match body::parse_invoke(&bytes) {
+        Ok(b) => b,
+        Err(r) => return refuse(&mut inv, &r),
+    };
+    let (depth, caller_ms) = match (
+        body::header_number(headers, CALL_DEPTH_HEADER),
+        body::header_number(headers, DEADLINE_HEADER),
+    ) {
+        (Ok(d), Ok(ms)) => (u32::try_from(d.unwrap_or(0)).unwrap_or(u32::MAX), ms),
+        (Err(r), _) | (_, Err(r)) => return refuse(&mut inv, &r),
+    };
+    let stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if !inv.admit() {
+        inv.finish(429, "over_capacity");
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "this agent is serving its limit of {} concurrent invocations; retry shortly",
+                s.rt.config.limits.max_concurrent_invocations
+            ),
+            1,
+        );
+    }
+    let request = Request {
+        input: parsed.input,
+        messages: parsed.messages,
+        depth,
+        deadline: invoke::deadline(&s.rt.config, caller_ms),
+        stream,
+        request_id: inv.request_id.clone(),
+    };
+    if stream {
+        inv.set_protocol("invoke_stream");
+        stream_response(s, request, inv)
+    } else {
+        json_response(s, request, inv).await
+    }
+}
+
+fn outcome(result: &Result<Summary, BedrockError>) -> String {
+    match result {
+        Ok(s) => s.stop_reason.as_str().to_string(),
+        Err(e) => e.category().to_string(),
+    }
+}
+
+async fn json_response(s: &AppState, request: Request, mut inv: Invocation) -> Response {
+    let result = invoke::invoke(&s.rt, request, None, &inv.progress).await;
+    let response = match &result {
+        Ok(summary) if summary.stop_reason == StopReason::Deadline => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "deadline_exceeded",
+            format!(
+                "the invocation passed its deadline after {} model calls and {} tool calls",
+                summary.iterations,
+                summary.tool_calls.len()
+            ),
+        ),
+        Ok(summary) => axum::Json(summary).into_response(),
+        Err(e) => bedrock_error(e),
+    };
+    inv.finish(response.status().as_u16(), &outcome(&result));
+    response
+}
+
+/// Aborts the streaming invocation when its response (the client) goes away.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn stream_response(s: &AppState, request: Request, mut inv: Invocation) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let rt = s.rt.clone();
+    let task = tokio::spawn(async move {
+        let result = invoke::invoke(&rt, request, Some(tx), &inv.progress).await;
+        inv.finish(200, &outcome(&result));
+        drop(inv);
+        let _ = done_tx.send(result);
+    });
+    let guard = AbortOnDrop(task.abort_handle());
+    let state = (rx, Some(done_rx), guard);
+    let events = futures::stream::unfold(state, |(mut rx, done, guard)| async move {
+        if let Some(e) = rx.recv().await {
+            let event = SseEvent::default()
+                .event(e.name())
+                .json_data(&e)
+                .unwrap_or_default();
+            return Some((Ok::<_, Infallible>(event), (rx, done, guard)));
+        }
+        // The invocation dropped its sender: it has ended; send its summary (or error) last.
+        let done = done?.await.ok()?;
+        let event = match done {
+            Ok(summary) => SseEvent::default()
+                .event("done")
+                .json_data(&summary)
+                .unwrap_or_default(),
+            Err(e) => SseEvent::default()
+                .event("error")
+                .json_data(json!({"error": {"code": e.code(), "message": e.to_string()}}))
+                .unwrap_or_default(),
+        };
+        Some((Ok(event), (rx, None, guard)))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

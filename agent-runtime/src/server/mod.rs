@@ -1,0 +1,189 @@
+//! The HTTP API: `POST /v1/invoke` (JSON, or Server-Sent Events with
+//! `Accept: text/event-stream`), `GET /healthz`, `/readyz` and `/metrics`. Errors are JSON
+//! `{"error": {"code", "message"}}` with a fitting status, unknown paths and methods included.
+//!
+//! - [`body`]: reading and checking a request body (pure parts first, for tests and fuzzing);
+//! - [`invocation`]: one admitted or refused invocation, its metrics and its access log line;
+//! - [`invoke`]: the `/v1/invoke` endpoint.
+
+// Helpers return `Result<_, Response>`: the error is the HTTP answer itself, sent as it is.
+#![allow(clippy::result_large_err)]
+
+pub mod body;
+pub mod invocation;
+mod invoke;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::bedrock::BedrockError;
+use crate::invoke::Runtime;
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    rt: Arc<Runtime>,
+    slots: Arc<Semaphore>,
+    draining: Arc<AtomicBool>,
+    closing: watch::Receiver<bool>,
+    in_flight: Arc<InFlight>,
+    body_read_timeout: Duration,
+}
+
+/// Invocations admitted and not yet ended, and a wake-up when the count changes.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    changed: Notify,
+}
+
+impl InFlight {
+    /// How many there are.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+impl AppState {
+    /// State for `rt`, admitting `limits.maxConcurrentInvocations` at once; `closing` turns
+    /// true when the listener closes (a body still being read is then abandoned).
+    pub fn new(
+        rt: Arc<Runtime>,
+        closing: watch::Receiver<bool>,
+        body_read_timeout: Duration,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(
+            rt.config.limits.max_concurrent_invocations as usize,
+        ));
+        Self {
+            rt,
+            slots,
+            draining: Arc::new(AtomicBool::new(false)),
+            closing,
+            in_flight: Arc::default(),
+            body_read_timeout,
+        }
+    }
+
+    /// Starts the drain: `/readyz` answers 503, so Kubernetes takes the pod out of its
+    /// Service, and new invocations are refused with 503 and `Retry-After`.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the drain has begun.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Invocations in flight.
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
+    /// Waits until no invocation is in flight.
+    pub async fn idle(&self) {
+        loop {
+            let changed = self.in_flight.changed.notified();
+            if self.in_flight.count() == 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/invoke", post(invoke::handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A JSON error response.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+/// The same, with `Retry-After: seconds`.
+pub fn retry_later(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+    seconds: u32,
+) -> Response {
+    let mut r = error(status, code, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    r
+}
+
+/// The HTTP answer for a failed model call.
+pub fn bedrock_error(e: &BedrockError) -> Response {
+    match e {
+        BedrockError::Throttled(_) => {
+            retry_later(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string(), 2)
+        }
+        BedrockError::Request(_) => error(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+        _ => error(StatusCode::BAD_GATEWAY, e.code(), e.to_string()),
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no endpoint at {}; this agent serves POST /v1/invoke, GET /healthz, /readyz and /metrics",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
+async fn readyz(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    if s.draining() {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the runtime is shutting down",
+        )
+    } else {
+        "ready".into_response()
+    }
+}
+
+async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.rt.metrics.render(),
+    )
+        .into_response()
+}
