@@ -296,9 +296,13 @@ async fn connection(
             }
             _ = activity.changed.notified() => {}
             _ = closing.wait_for(|c| *c), if !shutting_down => {
+                // No request in progress (idle, or a head half sent): close now. Otherwise
+                // close after the response to the one in progress.
+                if activity.with(|p| !matches!(p, Phase::Busy(_))) {
+                    tracing::debug!("closing a connection without a request in progress at shutdown");
+                    return;
+                }
                 shutting_down = true;
-                // Closes the connection now when no request is in progress (idle, or a head
-                // half sent); otherwise after the response to the one in progress.
                 conn.as_mut().graceful_shutdown();
             }
         }

@@ -76,6 +76,23 @@ pub async fn start(
     start_on(listener, config, bedrock, env).await
 }
 
+/// Like [`start`], with serving options and a reply cap of the caller's.
+///
+/// # Panics
+/// When the runtime cannot be built or bound.
+pub async fn start_with(
+    config: RuntimeConfig,
+    bedrock: &FakeBedrock,
+    env: BTreeMap<String, String>,
+    options: agentry_runtime::ServeOptions,
+    max_reply_bytes: usize,
+) -> RuntimeUnderTest {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    serve_on(listener, config, bedrock, env, options, max_reply_bytes).await
+}
+
 /// Like [`start`], on a listener the caller bound (to know the URL first).
 ///
 /// # Panics
@@ -86,14 +103,34 @@ pub async fn start_on(
     bedrock: &FakeBedrock,
     env: BTreeMap<String, String>,
 ) -> RuntimeUnderTest {
-    let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
-    let sdk = sdk_config(bedrock).await;
-    let client = Bedrock::with_sdk_config(
-        &config,
-        &sdk,
+    let options = agentry_runtime::ServeOptions {
+        drain_delay: Duration::ZERO,
+        grace: Duration::from_secs(30),
+        ..agentry_runtime::ServeOptions::default()
+    };
+    serve_on(
+        listener,
+        config,
+        bedrock,
+        env,
+        options,
         agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES,
     )
-    .expect("bedrock client");
+    .await
+}
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: RuntimeConfig,
+    bedrock: &FakeBedrock,
+    env: BTreeMap<String, String>,
+    options: agentry_runtime::ServeOptions,
+    max_reply_bytes: usize,
+) -> RuntimeUnderTest {
+    let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
+    let sdk = sdk_config(bedrock).await;
+    let client =
+        Bedrock::with_sdk_config(&config, &sdk, max_reply_bytes).expect("bedrock client");
     let rt = Arc::new(Runtime {
         config,
         bedrock: client,
@@ -108,11 +145,7 @@ pub async fn start_on(
         async move {
             let _ = rx.await;
         },
-        agentry_runtime::ServeOptions {
-            drain_delay: Duration::ZERO,
-            grace: Duration::from_secs(30),
-            ..agentry_runtime::ServeOptions::default()
-        },
+        options,
     ));
     RuntimeUnderTest {
         url,

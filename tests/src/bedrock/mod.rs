@@ -108,6 +108,10 @@ pub enum Script {
     StreamException(Turn, String),
     /// Wait, then do the inner step.
     Delay(Duration, Box<Script>),
+    /// Answer with exactly this: status, headers, body (an HTML page, truncated JSON, nothing).
+    Raw(u16, Vec<(&'static str, String)>, Vec<u8>),
+    /// On a stream: send these event-stream frames (see [`stream_frames`]), as they are.
+    Frames(Vec<Vec<u8>>),
 }
 
 impl Script {
@@ -371,6 +375,15 @@ async fn run(step: Script, stream: bool) -> Response {
             "InternalServerException",
             "stream exception scripted for a Converse call",
         ),
+        (Script::Raw(status, headers, body), _) => {
+            let mut r = Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            r.body(Body::from(body)).unwrap_or_default()
+        }
+        (Script::Frames(frames), _) => stream_response(chunked(frames)),
         (Script::Delay(..), _) => error_response(500, "InternalServerException", "unreachable"),
     }
 }
