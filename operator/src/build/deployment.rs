@@ -183,8 +183,9 @@ pub fn deployment(agent: &ValidatedAgent, inputs: &DeploymentInputs<'_>) -> Depl
     pod_labels.extend(labels::labels(&agent.name));
     let mut pod_annotations = spec.pod_annotations.clone().unwrap_or_default();
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), inputs.config_hash.into());
-    // In-flight invocations get their whole deadline to finish on shutdown.
-    let grace = i64::from(spec.effective_limits().timeout_seconds) + 10;
+    // On SIGTERM the runtime drains for 5 s (its default --drain-delay-seconds) while
+    // endpoints update, then gives in-flight invocations their whole deadline plus 5 s.
+    let grace = i64::from(spec.effective_limits().timeout_seconds) + 15;
 
     Deployment {
         metadata: child_meta(agent, agent.name.clone()),

@@ -194,7 +194,7 @@ fn pod_level_overrides_from_the_spec_are_passed_through() {
 }
 
 #[test]
-fn termination_grace_covers_the_invocation_deadline() {
+fn termination_grace_covers_the_drain_delay_and_the_invocation_deadline() {
     let d = build(WEATHER);
-    assert_eq!(pod(&d).termination_grace_period_seconds, Some(70));
+    assert_eq!(pod(&d).termination_grace_period_seconds, Some(75));
 }
