@@ -1,9 +1,10 @@
 //! An MCP `tools/call` result as a Bedrock tool result. Works on the result's JSON form (as the
 //! MCP specification writes it), so it is tested against the specification's own examples:
 //!
-//! - `text` blocks become text; `structuredContent` becomes one JSON block (a text block that
-//!   only repeats it as serialized JSON, as the specification advises servers to send, is
-//!   dropped so Claude does not read it twice);
+//! - `text` blocks become text; `structuredContent` becomes one JSON block. What only repeats
+//!   the other is dropped, so Claude does not read it twice: a text block that is the structured
+//!   content serialized (as the specification advises servers to send), or a structured
+//!   `{"result": value}` (how SDKs wrap a plain return value) whose value a text block says;
 //! - `resource_link` and embedded `resource` blocks become text naming the URI (and the text of
 //!   a text resource); images, audio and binary resources are described, not sent;
 //! - `isError: true` makes an error result with the same content.
@@ -15,21 +16,28 @@ use crate::tools::MAX_RESPONSE_BYTES;
 
 /// Converts the JSON of a `CallToolResult`.
 pub fn convert(id: &str, result: &Value) -> ToolResult {
-    let structured = result
+    let mut structured = result
         .get("structuredContent")
         .filter(|v| !v.is_null())
         .cloned();
-    let mut content = Vec::new();
-    let mut budget = MAX_RESPONSE_BYTES;
-    for block in result
+    let texts: Vec<String> = result
         .get("content")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter_map(block_text)
+        .collect();
+    // SDKs wrap a plain return value as `{"result": value}` beside its text: the text says it.
+    if let Some(Value::Object(o)) = &structured
+        && o.len() == 1
+        && let Some(v) = o.get("result")
+        && texts.iter().any(|t| *t == plain(v))
     {
-        let Some(text) = block_text(block) else {
-            continue;
-        };
+        structured = None;
+    }
+    let mut content = Vec::new();
+    let mut budget = MAX_RESPONSE_BYTES;
+    for text in texts {
         if let Some(s) = &structured
             && serde_json::from_str::<Value>(&text).ok().as_ref() == Some(s)
         {
@@ -56,6 +64,14 @@ pub fn convert(id: &str, result: &Value) -> ToolResult {
         } else {
             ResultStatus::Success
         }),
+    }
+}
+
+/// A value as a server writes it in text: strings as they are, the rest as JSON.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -172,6 +188,21 @@ mod tests {
                 ResultContent::Json(json!({"result": 42}))
             ]
         );
+    }
+
+    #[test]
+    fn a_wrapped_plain_value_that_the_text_says_is_not_repeated() {
+        // What the Python SDK sends for a tool returning a str or a float.
+        let r = convert(
+            "t1",
+            &json!({"content": [{"type": "text", "text": "echo: hi"}], "structuredContent": {"result": "echo: hi"}}),
+        );
+        assert_eq!(r.content, [ResultContent::Text("echo: hi".into())]);
+        let r = convert(
+            "t1",
+            &json!({"content": [{"type": "text", "text": "5.5"}], "structuredContent": {"result": 5.5}}),
+        );
+        assert_eq!(r.content, [ResultContent::Text("5.5".into())]);
     }
 
     #[test]
