@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use agentry_tests::process::binary;
@@ -33,7 +33,7 @@ fn write(name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn run(path: &PathBuf) -> Output {
+fn run(path: &Path) -> Output {
     std::process::Command::new(binary("agentry-runtime", "agentry-runtime"))
         .args(["--agent", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .output()
