@@ -35,6 +35,17 @@ pub enum LoadError {
         /// The parser's message, naming the field.
         message: String,
     },
+    /// The API server would refuse the Agent.
+    #[error(
+        "{path}: the API server would refuse this Agent, so the local run does too:{}",
+        errors.iter().map(|e| format!("\n{path}: {e}")).collect::<String>()
+    )]
+    Refused {
+        /// The file.
+        path: String,
+        /// Every message, in the API server's words.
+        errors: Vec<String>,
+    },
     /// A value the local mode cannot use.
     #[error("{0}")]
     Local(String),
@@ -61,6 +72,42 @@ pub fn parse_resolves(values: &[String]) -> Result<BTreeMap<String, String>, Loa
         .collect()
 }
 
+/// Reads an Agent manifest the way the API server would take it: refused, with all of the
+/// server's messages, when `kubectl apply --server-side` of it would fail (an unknown field, a
+/// bound, a CEL rule), and with the server's defaults applied otherwise.
+fn parse_agent(p: &str, text: &str) -> Result<Agent, LoadError> {
+    let manifest = |message: String| LoadError::Manifest {
+        path: p.to_string(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_yaml::from_str(text).map_err(|e| manifest(e.to_string()))?;
+    let api_version = format!("{}/{}", agentry_crds::API_GROUP, agentry_crds::API_VERSION);
+    let found = |field: &str| match value.get(field) {
+        Some(serde_json::Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+        None => "missing".into(),
+    };
+    if value.get("apiVersion").and_then(|v| v.as_str()) != Some(api_version.as_str())
+        || value.get("kind").and_then(|v| v.as_str()) != Some("Agent")
+    {
+        return Err(manifest(format!(
+            "expected apiVersion {api_version:?} and kind \"Agent\", found apiVersion {} and kind {}",
+            found("apiVersion"),
+            found("kind")
+        )));
+    }
+    let errors = agentry_crds::validate::agent(&value);
+    if !errors.is_empty() {
+        return Err(LoadError::Refused {
+            path: p.to_string(),
+            errors,
+        });
+    }
+    serde_json::from_value(agentry_crds::validate::defaulted(&value))
+        .map_err(|e| manifest(e.to_string()))
+}
+
 /// Builds the configuration from an Agent manifest, for running it locally.
 pub fn from_agent_file(
     path: &Path,
@@ -71,10 +118,7 @@ pub fn from_agent_file(
         path: p.clone(),
         source,
     })?;
-    let agent: Agent = serde_yaml::from_str(&text).map_err(|e| LoadError::Manifest {
-        path: p.clone(),
-        message: e.to_string(),
-    })?;
+    let agent = parse_agent(&p, &text)?;
     let name = agent
         .metadata
         .name
@@ -232,7 +276,150 @@ spec:
         let err = from_agent_file(&bad.0, &BTreeMap::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing field `id`"), "{err}");
+        assert!(err.contains("spec.model.id: Required value"), "{err}");
+    }
+
+    /// The API server's messages refusing `manifest`.
+    fn refusal(manifest: &str) -> Vec<String> {
+        let f = write(manifest);
+        match from_agent_file(&f.0, &BTreeMap::new()) {
+            Err(LoadError::Refused { errors, .. }) => errors,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// A valid Agent with one url tool, for the tests to break.
+    const URL_AGENT: &str = r#"
+apiVersion: agentry.dev/v1alpha1
+kind: Agent
+metadata: {name: weather}
+spec:
+  model:
+    id: anthropic.claude-3-haiku-20240307-v1:0
+  systemPrompt: You answer weather questions.
+  tools:
+    - name: search
+      description: Search.
+      http:
+        url: "https://api.example.com/search"
+"#;
+
+    #[test]
+    fn a_misspelt_field_under_spec_model_is_refused_naming_its_path() {
+        let manifest = URL_AGENT.replace("    id:", "    maxTokkens: 5\n    id:");
+        assert_eq!(
+            refusal(&manifest),
+            [".spec.model.maxTokkens: field not declared in schema"]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_system_prompt_is_refused_naming_its_path() {
+        let manifest = URL_AGENT.replace("  systemPrompt:", "  systemPromt: x\n  systemPrompt:");
+        assert_eq!(
+            refusal(&manifest),
+            [".spec.systemPromt: field not declared in schema"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_inside_a_tool_is_refused_rather_than_dropped() {
+        // Dropped, a tool meant to be signed would be called unsigned.
+        let manifest =
+            URL_AGENT.replace("        url:", "        auth: {sigv4: true}\n        url:");
+        assert_eq!(
+            refusal(&manifest),
+            [".spec.tools[0].http.auth: field not declared in schema"]
+        );
+    }
+
+    #[test]
+    fn a_bound_of_the_schema_is_refused_with_the_api_servers_message() {
+        let manifest = format!("{URL_AGENT}  limits: {{maxIterations: 0}}\n");
+        assert_eq!(
+            refusal(&manifest),
+            [
+                "spec.limits.maxIterations: Invalid value: 0: spec.limits.maxIterations in body should be greater than or equal to 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cel_rule_of_the_schema_is_refused_with_the_api_servers_message() {
+        let manifest = URL_AGENT.replace(
+            "        url:",
+            "        service: {name: search}\n        url:",
+        );
+        assert_eq!(
+            refusal(&manifest),
+            ["spec.tools[0].http: Invalid value: an http tool sets exactly one of url or service"]
+        );
+    }
+
+    #[test]
+    fn every_message_is_given_on_its_own_line_prefixed_by_the_file() {
+        let manifest = URL_AGENT
+            .replace("  systemPrompt:", "  systemPromt: x\n  systemPrompt:")
+            .replace("    id:", "    maxTokkens: 5\n    id:");
+        let f = write(&manifest);
+        let err = from_agent_file(&f.0, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        let p = f.0.display();
+        assert_eq!(
+            err,
+            format!(
+                "{p}: the API server would refuse this Agent, so the local run does too:\n\
+                 {p}: .spec.model.maxTokkens: field not declared in schema\n\
+                 {p}: .spec.systemPromt: field not declared in schema"
+            )
+        );
+    }
+
+    #[test]
+    fn a_manifest_of_another_kind_or_version_is_refused_saying_what_is_expected() {
+        for (manifest, found) in [
+            (
+                URL_AGENT.replace("kind: Agent", "kind: Agnet"),
+                r#"found apiVersion "agentry.dev/v1alpha1" and kind "Agnet""#,
+            ),
+            (
+                URL_AGENT.replace("v1alpha1", "v1"),
+                r#"found apiVersion "agentry.dev/v1" and kind "Agent""#,
+            ),
+            (
+                "model: {id: x}\n".to_string(),
+                "found apiVersion missing and kind missing",
+            ),
+        ] {
+            let f = write(&manifest);
+            let err = from_agent_file(&f.0, &BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(r#"expected apiVersion "agentry.dev/v1alpha1" and kind "Agent""#)
+                    && err.contains(found),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn valid_manifests_still_load_with_the_servers_defaults() {
+        let f = write(&URL_AGENT.replace("    id:", "    maxTokens: 512.0\n    id:"));
+        let c = from_agent_file(&f.0, &BTreeMap::new()).unwrap();
+        assert_eq!(c.tools.len(), 1);
+        assert_eq!(
+            c.model.max_tokens, 512,
+            "2.0-style integers are integers, as on the server"
+        );
+        let minimal = repo_file("examples/minimal.yaml");
+        let c = from_agent_file(&minimal, &BTreeMap::new()).unwrap();
+        assert_eq!(c.agent.name, "hello");
+    }
+
+    fn repo_file(path: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the runtime. Labels come from bounded sets: outcomes, error
-//! categories, the Agent's own tool names and its one model.
+//! categories, the Agent's own tool names (and the names it offers for MCP tools, bounded by
+//! what its servers list and `allowedTools`) and its one model. Never tool input.
 
 use std::time::Duration;
 
@@ -29,6 +30,44 @@ pub struct Metrics {
 
 fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// The MCP metrics: kept by the toolbox (its connection tasks update them) and registered with
+/// [`Metrics::with_mcp`]. Clones share the same series.
+#[derive(Clone, Debug, Default)]
+pub struct McpMetrics {
+    servers_connected: Gauge,
+    tools_offered: Family<L1, Gauge>,
+    calls: Family<L1, Counter>,
+}
+
+impl McpMetrics {
+    /// A server connected (`true`) or was lost (`false`).
+    pub fn connected(&self, up: bool) {
+        if up {
+            self.servers_connected.inc();
+        } else {
+            self.servers_connected.dec();
+        }
+    }
+
+    /// How many tools the MCP server of Agent tool `tool` has offered now.
+    pub fn tools_offered(&self, tool: &str, n: usize) {
+        self.tools_offered
+            .get_or_create(&vec![("tool", tool.to_string())])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One `tools/call`, by the Bedrock-visible tool name and its outcome (`success`,
+    /// `tool_error`, `timeout`, `unreachable`, `protocol_error`).
+    pub fn call(&self, tool: &str, outcome: &str) {
+        self.calls
+            .get_or_create(&vec![
+                ("tool", tool.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
 }
 
 impl Default for Metrics {
@@ -165,6 +204,27 @@ impl Metrics {
         self.tool_seconds
             .get_or_create(&vec![("tool", tool.to_string())])
             .observe(d.as_secs_f64());
+    }
+
+    /// These metrics plus the toolbox's MCP metrics.
+    pub fn with_mcp(mcp: McpMetrics) -> Self {
+        let mut m = Self::new();
+        m.registry.register(
+            "mcp_servers_connected",
+            "MCP servers connected now",
+            mcp.servers_connected,
+        );
+        m.registry.register(
+            "mcp_tools_offered",
+            "Tools offered from each MCP server, by the Agent tool naming the server",
+            mcp.tools_offered,
+        );
+        m.registry.register(
+            "mcp_calls",
+            "MCP tools/call requests by offered tool name and outcome",
+            mcp.calls,
+        );
+        m
     }
 
     /// The Prometheus text.

@@ -8,7 +8,7 @@ use crate::runtime_config::{
     HttpToolConfig, McpToolConfig, ModelConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
     ToolConfig, ToolKindConfig,
 };
-use crate::{AgentSpec, KeyRef, ServiceRef, Tool, ToolKind};
+use crate::{AgentSpec, HttpHeader, KeyRef, ServiceRef, Tool, ToolKind};
 
 /// The in-cluster URL of an Agent: the DNS name of its Service.
 pub fn agent_url(name: &str, namespace: &str) -> String {
@@ -21,12 +21,17 @@ pub fn header_env_name(tool: usize, header: usize) -> String {
     format!("AGENTRY_TOOL{tool}_HEADER{header}")
 }
 
-/// Every header value taken from a Secret: the environment variable and the Secret key.
+/// Every header value taken from a Secret (of http and mcp tools): the environment variable and
+/// the Secret key.
 pub fn secret_headers(spec: &AgentSpec) -> Vec<(String, KeyRef)> {
     let mut out = Vec::new();
     for (t, tool) in spec.tools.iter().enumerate() {
-        let Some(http) = &tool.http else { continue };
-        for (h, header) in http.headers.iter().enumerate() {
+        let headers = match (&tool.http, &tool.mcp) {
+            (Some(http), _) => &http.headers,
+            (None, Some(mcp)) => &mcp.headers,
+            (None, None) => continue,
+        };
+        for (h, header) in headers.iter().enumerate() {
             if let Some(from) = &header.value_from {
                 out.push((header_env_name(t, h), from.secret_key_ref.clone()));
             }
@@ -54,6 +59,22 @@ fn positive_u32(value: Option<i32>, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// Headers of tool `index`: literal values as they are, Secret values by environment variable.
+fn header_configs(index: usize, headers: &[HttpHeader]) -> Vec<HeaderConfig> {
+    headers
+        .iter()
+        .enumerate()
+        .map(|(h, header)| HeaderConfig {
+            name: header.name.clone(),
+            value: header.value.clone(),
+            value_from_env: header
+                .value_from
+                .as_ref()
+                .map(|_| header_env_name(index, h)),
+        })
+        .collect()
+}
+
 fn tool_config(namespace: &str, spec: &AgentSpec, index: usize, tool: &Tool) -> Option<ToolConfig> {
     let ns = namespace;
     let default_timeout = spec.effective_limits().tool_timeout_seconds;
@@ -65,19 +86,7 @@ fn tool_config(namespace: &str, spec: &AgentSpec, index: usize, tool: &Tool) -> 
                 (None, None) => return None,
             },
             method: http.method.unwrap_or_default(),
-            headers: http
-                .headers
-                .iter()
-                .enumerate()
-                .map(|(h, header)| HeaderConfig {
-                    name: header.name.clone(),
-                    value: header.value.clone(),
-                    value_from_env: header
-                        .value_from
-                        .as_ref()
-                        .map(|_| header_env_name(index, h)),
-                })
-                .collect(),
+            headers: header_configs(index, &http.headers),
             timeout_seconds: positive_u32(http.timeout_seconds, default_timeout),
             input_schema: http
                 .input_schema
@@ -97,7 +106,8 @@ fn tool_config(namespace: &str, spec: &AgentSpec, index: usize, tool: &Tool) -> 
                 (None, None) => return None,
             },
             allowed_tools: mcp.allowed_tools.clone().unwrap_or_default(),
-            timeout_seconds: default_timeout,
+            headers: header_configs(index, &mcp.headers),
+            timeout_seconds: positive_u32(mcp.timeout_seconds, default_timeout),
         }),
     };
     Some(ToolConfig {
@@ -231,6 +241,64 @@ spec:
             (secrets[0].1.name.as_str(), secrets[0].1.key.as_str()),
             ("weather-api", "token")
         );
+    }
+
+    const MCP: &str = r#"
+apiVersion: agentry.dev/v1alpha1
+kind: Agent
+metadata: {name: ops, namespace: demo}
+spec:
+  model: {id: us.anthropic.claude-3-7-sonnet-20250219-v1:0}
+  systemPrompt: You run operations.
+  limits: {toolTimeoutSeconds: 20}
+  tools:
+    - name: search
+      description: Search.
+      http: {url: "https://api.example.com/search"}
+    - name: k8s
+      description: Kubernetes tools.
+      mcp:
+        service: {name: kagent-tools, namespace: kagent, port: 8084, path: /mcp}
+        allowedTools: [k8s_get_resources, k8s.describe]
+        timeoutSeconds: 45
+        headers:
+          - name: authorization
+            valueFrom: {secretKeyRef: {name: kagent-token, key: bearer}}
+          - name: x-team
+            value: ops
+    - name: clock
+      description: Time.
+      mcp: {url: "http://clock.example.com/mcp"}
+"#;
+
+    #[test]
+    fn mcp_tool_resolves_its_service_headers_and_timeout() {
+        let c = runtime_config("ops", "demo", &spec(MCP), "p");
+        let ToolKindConfig::Mcp(k8s) = &c.tools[1].kind else {
+            panic!()
+        };
+        assert_eq!(
+            k8s.url,
+            "http://kagent-tools.kagent.svc.cluster.local:8084/mcp"
+        );
+        assert_eq!(k8s.allowed_tools, ["k8s_get_resources", "k8s.describe"]);
+        assert_eq!(k8s.timeout_seconds, 45);
+        assert_eq!(
+            k8s.headers[0].value_from_env.as_deref(),
+            Some("AGENTRY_TOOL1_HEADER0")
+        );
+        assert_eq!(k8s.headers[0].value, None);
+        assert_eq!(k8s.headers[1].value.as_deref(), Some("ops"));
+        let ToolKindConfig::Mcp(clock) = &c.tools[2].kind else {
+            panic!()
+        };
+        assert_eq!(clock.url, "http://clock.example.com/mcp");
+        assert_eq!(clock.timeout_seconds, 20, "the Agent's toolTimeoutSeconds");
+        assert!(clock.allowed_tools.is_empty() && clock.headers.is_empty());
+        let secrets = secret_headers(&spec(MCP));
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(secrets[0].0, "AGENTRY_TOOL1_HEADER0");
+        assert_eq!(secrets[0].1.name, "kagent-token");
     }
 
     #[test]

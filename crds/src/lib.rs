@@ -13,6 +13,8 @@ pub mod model;
 pub mod runtime_config;
 mod schema;
 pub mod tool;
+#[cfg(feature = "validate")]
+pub mod validate;
 pub mod workload;
 
 pub use agent::{Agent, AgentSpec, AgentStatus, KeyRef, SystemPromptSource};

@@ -168,6 +168,9 @@ pub struct McpToolConfig {
     /// Tools to offer; empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_tools: Vec<String>,
+    /// Headers sent with every request to the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderConfig>,
     /// Deadline of one call.
     pub timeout_seconds: u32,
 }

@@ -134,7 +134,7 @@ impl HttpMethod {
     }
 }
 
-/// A header of an http tool.
+/// A header sent with every request of an http or mcp tool.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
@@ -227,20 +227,41 @@ pub struct AgentToolRef {
     "message": "an mcp tool sets exactly one of url or service",
 }]))]
 pub struct McpTool {
-    /// Absolute `http://` or `https://` URL of the server's Streamable HTTP endpoint.
+    /// Absolute `http://` or `https://` URL of the server's MCP endpoint, for example
+    /// `http://tools.example.com/mcp`. Streamable HTTP is used; a server that offers only the
+    /// older HTTP+SSE transport is reached through it at the same URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
     pub url: Option<String>,
 
-    /// An in-cluster Service serving MCP over Streamable HTTP.
+    /// An in-cluster Service serving MCP; the runtime connects to
+    /// `http://<name>.<namespace>.svc.cluster.local:<port><path>` (set `path`, usually `/mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceRef>,
 
-    /// Names of the server's tools to offer (at most 128). Default: every tool the server lists.
+    /// Names of the server's tools to offer (at most 128), as the server lists them.
+    /// Default: every tool the server lists. Claude sees each as `<tool name>_<MCP tool name>`
+    /// (characters other than letters, digits, `_` and `-` become `_`, and a name changed that
+    /// way or longer than 64 characters is shortened and ends in `_` and 8 hex digits of a hash
+    /// of the full name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 128),
-        inner(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9_-]{1,64}$"))
+        inner(
+            length(min = 1, max = 128),
+            regex(pattern = r"^[A-Za-z0-9_./-]{1,128}$")
+        )
     )]
     pub allowed_tools: Option<Vec<String>>,
+
+    /// Headers sent with every request to the server (at most 32), each a literal value or a
+    /// Secret key, for example an `Authorization` header from a Secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub headers: Vec<HttpHeader>,
+
+    /// Deadline of one tool call in seconds (1 to 3600). Default: `limits.toolTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<i32>,
 }

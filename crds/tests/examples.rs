@@ -97,7 +97,7 @@ fn every_example_agent_round_trips_through_the_rust_types_without_losing_a_field
 #[test]
 fn every_example_agent_passes_the_schema_and_its_cel_rules() {
     for (file, value) in agents() {
-        let errors = support::validate(&value);
+        let errors = agentry_crds::validate::agent(&value);
         assert!(
             errors.is_empty(),
             "{file}: {:?} refused:\n{}",
@@ -122,7 +122,7 @@ fn other_example_documents_are_kubernetes_objects_the_agents_need() {
 #[test]
 fn the_api_contract_example_reads_into_the_documented_fields() {
     let agent: Agent = serde_yaml::from_str(CONTRACT).expect("the contract example parses");
-    let errors = support::validate(&serde_json::to_value(&agent).unwrap());
+    let errors = agentry_crds::validate::agent(&serde_json::to_value(&agent).unwrap());
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     let spec = &agent.spec;
     assert_eq!(

@@ -277,6 +277,31 @@ mod tests {
     }
 
     #[test]
+    fn mcp_tool_on_a_service_refers_to_that_service_like_an_http_tool() {
+        let yaml = WEATHER.replace(
+            "      agent: {name: travel}\n",
+            "      agent: {name: travel}\n    - name: k8s\n      description: Kubernetes tools.\n      mcp:\n        \
+             service: {name: kagent-tools, namespace: kagent, port: 8084, path: /mcp}\n    \
+             - name: clock\n      description: Time.\n      mcp: {url: \"http://clock.example.com/mcp\"}\n"
+        );
+        let refs = references(&agent(&yaml));
+        assert_eq!(
+            refs.len(),
+            3,
+            "the url mcp tool refers to nothing: {refs:?}"
+        );
+        assert_eq!(
+            refs[2],
+            Reference {
+                tool: "k8s".into(),
+                target: Target::Service,
+                namespace: "kagent".into(),
+                name: "kagent-tools".into()
+            }
+        );
+    }
+
+    #[test]
     fn url_tools_refer_to_nothing_in_the_cluster() {
         let yaml = WEATHER.replace(
             "service: {name: weather-api, port: 80, path: /v1/weather}",

@@ -9,6 +9,8 @@
 //! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
 //! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
+//! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
+//!   SDK's server, for the MCP suites.
 
 // A test harness: when setting up a server or a client fails, stopping the test loudly is the
 // right outcome (each such function documents it under `# Panics`).
@@ -20,6 +22,8 @@ pub mod cluster;
 pub mod fake_kube;
 pub mod fixtures;
 pub mod k8s;
+pub mod mcp;
 pub mod operator;
 pub mod process;
+pub mod python;
 pub mod runtime;

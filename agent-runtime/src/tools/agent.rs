@@ -2,16 +2,55 @@
 //! passed along, so cycles end at [`MAX_CALL_DEPTH`](super::MAX_CALL_DEPTH) and a callee never
 //! outlives its caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use agentry_crds::runtime_config::AgentToolConfig;
+use futures::future::BoxFuture;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
-use super::{CALL_DEPTH_HEADER, CallContext, DEADLINE_HEADER, MAX_CALL_DEPTH, read_capped};
+use super::{
+    Built, CALL_DEPTH_HEADER, Call, CallContext, DEADLINE_HEADER, MAX_CALL_DEPTH, Setup, ToolKind,
+    agent_input_schema, read_capped,
+};
 use crate::bedrock::excerpt;
 use crate::conversation::{ResultContent, ResultStatus, ToolResult};
 
-pub(super) async fn call(
+/// Another Agent, by the base URL of its Service.
+struct AgentTool {
+    client: reqwest::Client,
+    url: String,
+}
+
+pub(super) fn build(setup: &Setup<'_>, config: &AgentToolConfig) -> Built {
+    let kind = Arc::new(AgentTool {
+        client: setup.client.clone(),
+        url: config.url.trim_end_matches('/').to_string(),
+    });
+    setup.offer_one(
+        kind.clone(),
+        agent_input_schema(),
+        config.timeout_seconds,
+        "agent",
+    );
+    Built { kind, task: None }
+}
+
+impl ToolKind for AgentTool {
+    fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
+        Box::pin(ask(
+            &self.client,
+            call.id,
+            &self.url,
+            call.input,
+            call.ctx,
+            call.timeout,
+        ))
+    }
+}
+
+async fn ask(
     client: &reqwest::Client,
     id: &str,
     url: &str,

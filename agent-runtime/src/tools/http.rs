@@ -1,14 +1,60 @@
 //! HTTP tools: the input as a JSON body (or, for GET and DELETE, as query parameters), the
 //! response as the result.
 
+use std::sync::Arc;
+
+use agentry_crds::runtime_config::HttpToolConfig;
+use futures::future::BoxFuture;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::read_capped;
+use super::{Built, Call, Setup, ToolKind, read_capped};
 use crate::bedrock::excerpt;
 use crate::conversation::{ResultContent, ResultStatus, ToolResult};
 
-pub(super) async fn call(
+/// An http tool: one endpoint, its method and headers.
+struct HttpTool {
+    client: reqwest::Client,
+    url: String,
+    method: reqwest::Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub(super) fn build(
+    setup: &Setup<'_>,
+    config: &HttpToolConfig,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Built {
+    let kind = Arc::new(HttpTool {
+        client: setup.client.clone(),
+        url: config.url.clone(),
+        method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
+            .unwrap_or(reqwest::Method::POST),
+        headers,
+    });
+    setup.offer_one(
+        kind.clone(),
+        config.input_schema.clone(),
+        config.timeout_seconds,
+        "http",
+    );
+    Built { kind, task: None }
+}
+
+impl ToolKind for HttpTool {
+    fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
+        Box::pin(send(
+            &self.client,
+            call.id,
+            &self.url,
+            &self.method,
+            &self.headers,
+            call.input,
+        ))
+    }
+}
+
+async fn send(
     client: &reqwest::Client,
     id: &str,
     url: &str,

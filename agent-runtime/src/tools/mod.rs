@@ -1,20 +1,30 @@
-//! The tools an Agent offers Claude, resolved once at start, and their execution. Every call
-//! ends in a tool result, never an error of the invocation: a failed, unknown, timed-out or
-//! invalid-input call becomes a result with `status: error` and a message Claude can act on.
+//! The tools an Agent offers Claude, and their execution. Every call ends in a tool result,
+//! never an error of the invocation: a failed, unknown, timed-out or invalid-input call becomes
+//! a result with `status: error` and a message Claude can act on.
+//!
+//! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`]);
+//! [`Toolbox::new`] is the one registry that maps a configured kind to its module. What is
+//! offered at a given moment lives in the [`catalog`]: http and agent tools are offered from the
+//! start, an MCP server's tools once it answers, and the offer's version changes with them.
 
 mod agent;
+mod catalog;
 mod http;
+pub mod mcp;
 pub mod schema;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentry_crds::runtime_config::{RuntimeConfig, ToolKindConfig};
+use agentry_crds::runtime_config::{HeaderConfig, RuntimeConfig, ToolKindConfig};
+use futures::future::BoxFuture;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::bedrock::ToolSpec;
 use crate::conversation::{ToolResult, ToolUse};
+use crate::metrics::McpMetrics;
+use catalog::{Catalog, Entry};
 
 /// Key under which a streamed tool input that was not valid JSON is reported to the tool step.
 pub const MALFORMED_INPUT_KEY: &str = "__agentry_malformed_input";
@@ -36,23 +46,32 @@ pub struct CallContext {
     pub deadline: Instant,
 }
 
-#[derive(Clone, Debug)]
-enum Kind {
-    Http {
-        url: String,
-        method: reqwest::Method,
-        headers: Vec<(HeaderName, HeaderValue)>,
-    },
-    Agent {
-        url: String,
-    },
+/// One call, as a [`ToolKind`] sees it: input already checked against the offered schema.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The `toolUseId`.
+    pub id: &'a str,
+    /// The kind's own name for the tool called (an MCP tool's name; for one-tool kinds, the
+    /// tool's name).
+    pub target: &'a str,
+    /// The input.
+    pub input: &'a Value,
+    /// Hop count and deadline.
+    pub ctx: CallContext,
+    /// How long this call may take (the tool's timeout, cut to the invocation's deadline).
+    pub timeout: Duration,
 }
 
-#[derive(Clone, Debug)]
-struct Tool {
-    spec: ToolSpec,
-    kind: Kind,
-    timeout: Duration,
+/// One kind of tool. Boxed futures keep it object-safe, so the toolbox holds every kind the
+/// same way; a new kind is a new module and one arm in [`Toolbox::new`].
+pub trait ToolKind: Send + Sync + 'static {
+    /// Runs one call; failures are error results, never panics or errors.
+    fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult>;
+
+    /// This tool's state for `/readyz`, if it has one worth reporting (MCP servers do).
+    fn readiness(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Why the tools cannot be set up; names the tool and what to fix.
@@ -84,11 +103,29 @@ pub enum ToolsError {
 }
 
 /// The Agent's tools.
-#[derive(Clone, Debug)]
 pub struct Toolbox {
-    tools: Vec<Tool>,
-    offered: Arc<Offered>,
-    client: reqwest::Client,
+    catalog: Arc<Catalog>,
+    kinds: Vec<Arc<dyn ToolKind>>,
+    mcp_metrics: McpMetrics,
+    /// Background work of the tools (MCP connections); stopped when the toolbox goes.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Toolbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Toolbox")
+            .field("offered", &self.catalog.current().offered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Toolbox {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.catalog.clear();
+    }
 }
 
 /// The tools offered to the model at one moment. Each model call takes the current offer; a
@@ -119,92 +156,82 @@ pub fn agent_input_schema() -> Value {
     })
 }
 
+/// What every kind's builder gets.
+struct Setup<'a> {
+    index: usize,
+    name: &'a str,
+    description: &'a str,
+    client: &'a reqwest::Client,
+    catalog: &'a Arc<Catalog>,
+    metrics: &'a McpMetrics,
+}
+
+/// A kind built from its configuration, and its background work if it has any.
+struct Built {
+    kind: Arc<dyn ToolKind>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
 impl Toolbox {
-    /// Resolves the configured tools; `env` looks up secret header values. MCP servers are not
-    /// offered yet (a later runtime version connects to them); they are logged and skipped.
+    /// Resolves the configured tools; `env` looks up secret header values. Must run inside a
+    /// tokio runtime: each MCP server gets a task that connects (retrying with backoff while
+    /// it is down) and offers its tools once it answers.
     pub fn new(
         config: &RuntimeConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ToolsError> {
-        let mut tools = Vec::new();
-        for t in &config.tools {
-            let (kind, input_schema, timeout) = match &t.kind {
-                ToolKindConfig::Http(h) => {
-                    let mut headers = Vec::new();
-                    for header in &h.headers {
-                        let bad = || ToolsError::BadHeader {
-                            tool: t.name.clone(),
-                            header: header.name.clone(),
-                        };
-                        let value = match (&header.value, &header.value_from_env) {
-                            (Some(v), _) => v.clone(),
-                            (None, Some(var)) => {
-                                env(var).ok_or_else(|| ToolsError::MissingSecret {
-                                    tool: t.name.clone(),
-                                    header: header.name.clone(),
-                                    var: var.clone(),
-                                })?
-                            }
-                            (None, None) => String::new(),
-                        };
-                        let name =
-                            HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| bad())?;
-                        let mut value = HeaderValue::from_str(&value).map_err(|_| bad())?;
-                        // Never printed by Debug, so never in logs.
-                        value.set_sensitive(header.value_from_env.is_some());
-                        headers.push((name, value));
-                    }
-                    let method = reqwest::Method::from_bytes(h.method.as_str().as_bytes())
-                        .unwrap_or(reqwest::Method::POST);
-                    (
-                        Kind::Http {
-                            url: h.url.clone(),
-                            method,
-                            headers,
-                        },
-                        h.input_schema.clone(),
-                        h.timeout_seconds,
-                    )
-                }
-                ToolKindConfig::Agent(a) => (
-                    Kind::Agent {
-                        url: a.url.trim_end_matches('/').to_string(),
-                    },
-                    agent_input_schema(),
-                    a.timeout_seconds,
-                ),
-                ToolKindConfig::Mcp(m) => {
-                    tracing::warn!(tool = %t.name, url = %m.url, "MCP tools are not supported by this runtime version; the tool is not offered");
-                    continue;
-                }
-            };
-            tools.push(Tool {
-                spec: ToolSpec {
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    input_schema,
-                },
-                kind,
-                timeout: Duration::from_secs(u64::from(timeout.max(1))),
-            });
-        }
         let client = reqwest::Client::builder()
             .build()
             .map_err(ToolsError::Client)?;
-        let offered = Arc::new(Offered {
-            version: 1,
-            specs: tools.iter().map(|t| t.spec.clone()).collect(),
-        });
+        let catalog = Arc::new(Catalog::new(config.tools.len()));
+        let mcp_metrics = McpMetrics::default();
+        let mut kinds = Vec::new();
+        let mut tasks = Vec::new();
+        for (index, t) in config.tools.iter().enumerate() {
+            let setup = Setup {
+                index,
+                name: &t.name,
+                description: &t.description,
+                client: &client,
+                catalog: &catalog,
+                metrics: &mcp_metrics,
+            };
+            // The registry: one arm per kind.
+            let built = match &t.kind {
+                ToolKindConfig::Http(h) => {
+                    http::build(&setup, h, headers(&t.name, &h.headers, &env)?)
+                }
+                ToolKindConfig::Agent(a) => agent::build(&setup, a),
+                ToolKindConfig::Mcp(m) => {
+                    mcp::build(&setup, m, headers(&t.name, &m.headers, &env)?)
+                }
+            };
+            kinds.push(built.kind);
+            tasks.extend(built.task);
+        }
         Ok(Self {
-            tools,
-            offered,
-            client,
+            catalog,
+            kinds,
+            mcp_metrics,
+            tasks,
         })
     }
 
     /// The tools offered to the model now.
     pub fn offered(&self) -> Arc<Offered> {
-        self.offered.clone()
+        self.catalog.current().offered.clone()
+    }
+
+    /// The MCP metrics this toolbox keeps, for [`crate::metrics::Metrics::with_mcp`].
+    pub fn mcp_metrics(&self) -> McpMetrics {
+        self.mcp_metrics.clone()
+    }
+
+    /// The state of each tool that has one (MCP servers), for the `/readyz` body:
+    /// `{"mcpServers": [{"tool", "url", "state", "error"?, "toolsOffered", "refused"?}]}`.
+    pub fn readiness(&self) -> Value {
+        let servers: Vec<Value> = self.kinds.iter().filter_map(|k| k.readiness()).collect();
+        json!({ "mcpServers": servers })
     }
 
     /// Runs one call; always returns a result.
@@ -219,8 +246,14 @@ impl Toolbox {
 
     async fn result(&self, call: &ToolUse, ctx: CallContext) -> ToolResult {
         let id = &call.tool_use_id;
-        let Some(tool) = self.tools.iter().find(|t| t.spec.name == call.name) else {
-            let names: Vec<&str> = self.tools.iter().map(|t| t.spec.name.as_str()).collect();
+        let offer = self.catalog.current();
+        let Some(entry) = offer.routes.get(&call.name) else {
+            let names: Vec<&str> = offer
+                .offered
+                .specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
             return ToolResult::error(
                 id,
                 format!(
@@ -230,53 +263,71 @@ impl Toolbox {
                 ),
             );
         };
+        let name = &entry.spec.name;
         if let Some(problem) = call.input.get(MALFORMED_INPUT_KEY).and_then(Value::as_str) {
-            return ToolResult::error(
-                id,
-                format!("invalid input for {}: {problem}", tool.spec.name),
-            );
+            return ToolResult::error(id, format!("invalid input for {name}: {problem}"));
         }
-        if let Err(problem) = schema::check(&tool.spec.input_schema, &call.input, "input") {
-            return ToolResult::error(
-                id,
-                format!("invalid input for {}: {problem}", tool.spec.name),
-            );
+        if let Err(problem) = schema::check(&entry.spec.input_schema, &call.input, "input") {
+            return ToolResult::error(id, format!("invalid input for {name}: {problem}"));
         }
         let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-        let timeout = tool.timeout.min(remaining);
+        let timeout = entry.timeout.min(remaining);
         if timeout.is_zero() {
             return ToolResult::error(
                 id,
-                format!(
-                    "{} was not called: the invocation deadline has passed",
-                    tool.spec.name
-                ),
+                format!("{name} was not called: the invocation deadline has passed"),
             );
         }
-        let run = async {
-            match &tool.kind {
-                Kind::Http {
-                    url,
-                    method,
-                    headers,
-                } => http::call(&self.client, id, url, method, headers, &call.input).await,
-                Kind::Agent { url } => {
-                    agent::call(&self.client, id, url, &call.input, ctx, timeout).await
-                }
-            }
-        };
+        let run = entry.kind.call(Call {
+            id,
+            target: &entry.target,
+            input: &call.input,
+            ctx,
+            timeout,
+        });
         match tokio::time::timeout(timeout, run).await {
             Ok(result) => result,
             Err(_) => ToolResult::error(
                 id,
-                format!(
-                    "{} timed out after {} ms",
-                    tool.spec.name,
-                    timeout.as_millis()
-                ),
+                format!("{name} timed out after {} ms", timeout.as_millis()),
             ),
         }
     }
+}
+
+/// A tool's headers, with secret values taken from the environment.
+fn headers(
+    tool: &str,
+    configured: &[HeaderConfig],
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ToolsError> {
+    let mut out = Vec::new();
+    for header in configured {
+        let bad = || ToolsError::BadHeader {
+            tool: tool.to_string(),
+            header: header.name.clone(),
+        };
+        let value = match (&header.value, &header.value_from_env) {
+            (Some(v), _) => v.clone(),
+            (None, Some(var)) => env(var).ok_or_else(|| ToolsError::MissingSecret {
+                tool: tool.to_string(),
+                header: header.name.clone(),
+                var: var.clone(),
+            })?,
+            (None, None) => String::new(),
+        };
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| bad())?;
+        // Never printed by Debug, so never in logs.
+        value.set_sensitive(header.value_from_env.is_some());
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// A tool's timeout from its configuration (at least a second).
+fn seconds(timeout: u32) -> Duration {
+    Duration::from_secs(u64::from(timeout.max(1)))
 }
 
 /// Reads a response body up to [`MAX_RESPONSE_BYTES`]; says whether it was cut.
@@ -290,4 +341,25 @@ async fn read_capped(mut response: reqwest::Response) -> Result<(Vec<u8>, bool),
         }
     }
     Ok((body, false))
+}
+
+impl Setup<'_> {
+    /// The single entry of a one-tool kind (http, agent), offered from the start.
+    fn offer_one(&self, kind: Arc<dyn ToolKind>, input_schema: Value, timeout: u32, what: &str) {
+        self.catalog.set(
+            self.index,
+            vec![Entry {
+                spec: ToolSpec {
+                    name: self.name.to_string(),
+                    description: self.description.to_string(),
+                    input_schema,
+                },
+                kind,
+                target: self.name.to_string(),
+                timeout: seconds(timeout),
+                origin: format!("{what} tool {}", self.name),
+                plain: true,
+            }],
+        );
+    }
 }

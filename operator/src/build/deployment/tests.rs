@@ -160,6 +160,33 @@ fn secret_headers_reach_the_pod_as_secret_key_ref_environment_variables() {
 }
 
 #[test]
+fn mcp_secret_headers_reach_the_pod_like_http_ones() {
+    let yaml = WEATHER.replace(
+        "      agent: {name: travel}\n",
+        "      agent: {name: travel}\n    - name: k8s\n      description: Kubernetes tools.\n      mcp:\n        \
+         url: http://tools.example.com/mcp\n        headers:\n          - name: authorization\n            \
+         valueFrom: {secretKeyRef: {name: kagent-token, key: bearer}}\n"
+    );
+    let d = build(&yaml);
+    let env = pod(&d).containers[0].env.clone().unwrap();
+    let var = env
+        .iter()
+        .find(|e| e.name == "AGENTRY_TOOL2_HEADER0")
+        .expect("the mcp tool's header variable");
+    let key = var
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("kagent-token", "bearer")
+    );
+}
+
+#[test]
 fn pod_level_overrides_from_the_spec_are_passed_through() {
     let yaml = format!(
         "{MINIMAL}  image: my/runtime:dev\n  imagePullPolicy: Always\n  priorityClassName: high\n  \
