@@ -23,6 +23,9 @@ pub use stream::{StreamAssembly, excerpt};
 
 use error::{classify, classify_stream};
 
+/// What the SDK puts in a required field the reply lacked, rather than failing.
+const NO_VALUE: &str = "no value was set";
+
 /// Default of `--max-reply-bytes`: the most one model reply may hold.
 pub const DEFAULT_MAX_REPLY_BYTES: usize = 1024 * 1024;
 
@@ -180,8 +183,7 @@ impl Bedrock {
                 ));
             }
         };
-        // The SDK fills a missing required field with this placeholder rather than failing.
-        if out.stop_reason().as_str() == "no value was set" {
+        if matches!(out.stop_reason().as_str(), "" | NO_VALUE) {
             return Err(BedrockError::Incomplete(
                 "the Converse response has no stopReason".into(),
             ));

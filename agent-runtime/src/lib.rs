@@ -186,8 +186,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     let rt = Arc::new(invoke::Runtime {
         config,
         bedrock,
+        metrics: metrics::Metrics::with_mcp(tools.mcp_metrics()),
         tools,
-        metrics: metrics::Metrics::new(),
     });
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await

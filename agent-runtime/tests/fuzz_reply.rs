@@ -5,7 +5,8 @@
 //! panics and every outcome is a documented one: an error code clients are told about, or a
 //! reply with a real stop reason, and a stream reply only when its `messageStop` arrived
 //! intact. Case counts are bounded (`PROPTEST_CASES` raises them for a deeper local run).
-//! The `known_bug_*` tests at the end hold the minimal inputs of the bugs these found.
+//! The tests at the end hold the minimal inputs of four bugs these found (all fixed), so each
+//! stays fixed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -1251,18 +1252,18 @@ fn frames_in_any_order_and_damaged_get_a_documented_outcome_and_a_reply_only_aft
     });
 }
 
-// ---- Bugs the properties found: each test below fails until the runtime is fixed ----------
+// ---- The minimal inputs of bugs the properties found (fixed), kept as regression tests ----
 
 fn frames(events: &[Ev]) -> Vec<Vec<u8>> {
     events.iter().map(Ev::encode).collect()
 }
 
-/// KNOWN BUG (found by the properties above; fails until fixed): `"stopReason": ""` is read
+/// Found by the properties above (fixed): `"stopReason": ""` is read
 /// as a reply whose stop reason is empty, by Converse and by ConverseStream alike. Minimal
 /// inputs: the Converse body `{"output": {"message": {"role": "assistant", "content": []}},
 /// "stopReason": ""}`; the frames `messageStart`, `messageStop {"stopReason": ""}`.
 #[test]
-fn known_bug_an_empty_stop_reason_is_an_incomplete_reply() {
+fn regression_an_empty_stop_reason_is_an_incomplete_reply() {
     let h = Harness::new(LARGE_CAP);
     let body =
         json!({"output": {"message": {"role": "assistant", "content": []}}, "stopReason": ""});
@@ -1288,12 +1289,12 @@ fn known_bug_an_empty_stop_reason_is_an_incomplete_reply() {
     );
 }
 
-/// KNOWN BUG (fails until fixed): a streamed `messageStop` without `stopReason` (payload `{}`)
+/// Found by the properties above (fixed): a streamed `messageStop` without `stopReason` (payload `{}`)
 /// is read as a reply whose stop reason is the SDK's placeholder "no value was set"; the
 /// Converse path checks for the placeholder, the stream path does not. Minimal input: the
 /// frames `messageStart`, `messageStop {}`.
 #[test]
-fn known_bug_a_streamed_message_stop_without_a_stop_reason_is_an_incomplete_reply() {
+fn regression_a_streamed_message_stop_without_a_stop_reason_is_an_incomplete_reply() {
     let h = Harness::new(LARGE_CAP);
     let events = [Ev::MessageStart, Ev::MessageStop(None)];
     let (outcome, _) = h.stream(stream_answer(&frames(&events), &[]));
@@ -1305,12 +1306,12 @@ fn known_bug_a_streamed_message_stop_without_a_stop_reason_is_an_incomplete_repl
     );
 }
 
-/// KNOWN BUG (fails until fixed): the cap on a Converse reply is skipped when the response
+/// Found by the properties above (fixed): the cap on a Converse reply is skipped when the response
 /// says `content-type: application/vnd.amazon.eventstream` (the interceptor tells streams by
 /// that header, which the server chooses), so a 10 kB Converse body passes a 4096-byte cap.
 /// Minimal input: HTTP 200, that content type, a valid Converse body with 10,000 bytes of text.
 #[test]
-fn known_bug_a_converse_reply_labelled_as_an_event_stream_is_still_capped() {
+fn regression_a_converse_reply_labelled_as_an_event_stream_is_still_capped() {
     let h = Harness::new(SMALL_CAP);
     let body = converse_body(
         &[Want::Text(vec!["a".repeat(10_000)])],
@@ -1331,7 +1332,7 @@ fn known_bug_a_converse_reply_labelled_as_an_event_stream_is_still_capped() {
     );
 }
 
-/// KNOWN BUG (fails until fixed; the cause is in the SDK's event-stream receiver): a stream
+/// Found by the properties above (fixed): a stream
 /// cut exactly 12 bytes into a frame, right after its prelude, ends as if it were whole,
 /// because the decoder has taken the prelude out of the receiver's buffer and the receiver
 /// only reports bytes left in that buffer. Cut inside the `metadata` frame after
@@ -1340,7 +1341,7 @@ fn known_bug_a_converse_reply_labelled_as_an_event_stream_is_still_capped() {
 /// body is unreadable. Minimal input: `messageStart`, `contentBlockDelta "Hello"`,
 /// `contentBlockStop`, `messageStop end_turn`, then the first 12 bytes of `metadata`.
 #[test]
-fn known_bug_a_stream_cut_right_after_a_frame_prelude_is_unreadable() {
+fn regression_a_stream_cut_right_after_a_frame_prelude_is_unreadable() {
     let h = Harness::new(LARGE_CAP);
     let events = well_formed(
         &[Want::Text(vec!["Hello".into()])],

@@ -129,13 +129,12 @@ async fn serve_on(
 ) -> RuntimeUnderTest {
     let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
     let sdk = sdk_config(bedrock).await;
-    let client =
-        Bedrock::with_sdk_config(&config, &sdk, max_reply_bytes).expect("bedrock client");
+    let client = Bedrock::with_sdk_config(&config, &sdk, max_reply_bytes).expect("bedrock client");
     let rt = Arc::new(Runtime {
         config,
         bedrock: client,
+        metrics: agentry_runtime::metrics::Metrics::with_mcp(tools.mcp_metrics()),
         tools,
-        metrics: Default::default(),
     });
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -84,14 +84,7 @@ async fn every_invocation_has_one_json_access_line_without_the_prompt_and_failur
             "The model returned a bad request".into(),
         ),
     ]);
-    let (mut p, url) = start(
-        &bedrock
-            .process_env()
-            .into_iter()
-            .map(|(k, v)| (k, v))
-            .collect::<Vec<_>>(),
-        &["--log-format", "json"],
-    );
+    let (mut p, url) = start(&bedrock.process_env(), &["--log-format", "json"]);
     assert_eq!(post(&url, PROMPT).await.0, 200);
     assert_eq!(post(&url, PROMPT).await.0, 502);
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -305,7 +305,10 @@ async fn invoke_with_deadline(rt: &RuntimeUnderTest, ms: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap())
+    (
+        r.status().as_u16(),
+        serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap(),
+    )
 }
 
 #[tokio::test]

@@ -127,11 +127,19 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: Raw + std::fmt::Debug + Send + Sync + 'static,
 {
-    if let Some(limit) = super::limit::over_limit(&e) {
-        return BedrockError::ReplyTooLarge { limit };
+    if let Some(r) = super::limit::find::<super::limit::ReplyTooLarge>(&e) {
+        return BedrockError::ReplyTooLarge { limit: r.limit };
     }
     let status = e.raw_response().and_then(Raw::status);
     let request_id = e.raw_response().and_then(Raw::request_id);
+    // Found before the kind: the SDK reports a body error of a stream as a dispatch failure.
+    if let Some(cut) = super::limit::find::<super::limit::CutStream>(&e) {
+        return BedrockError::Unreadable {
+            status,
+            request_id,
+            detail: cut.to_string(),
+        };
+    }
     let chain = || crate::error_chain(&e);
     match &e {
         SdkError::ConstructionFailure(_) => BedrockError::Request(chain()),

@@ -1,12 +1,15 @@
-//! The cap on what one model reply may use. A Converse reply is held whole before it is
-//! parsed, so its body is cut off at the cap while it is read (an SDK interceptor wraps it); a
-//! ConverseStream reply is checked as it is assembled (see [`StreamAssembly`](super::StreamAssembly)).
+//! What a reply body may be. A Converse reply is held whole before it is parsed, so its body is
+//! cut off at the cap while it is read (an SDK interceptor wraps it); a ConverseStream reply is
+//! capped on what it assembles (see [`StreamAssembly`](super::StreamAssembly)), and its body is
+//! checked to end on a frame boundary: the SDK's decoder reports a body cut inside a frame's
+//! prelude as a clean end, which would pass a truncated stream as a whole one.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use aws_sdk_bedrockruntime::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_bedrockruntime::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::body::SdkBody;
 use http_body::{Body, Frame, SizeHint};
 
@@ -18,12 +21,22 @@ pub struct ReplyTooLarge {
     pub limit: usize,
 }
 
-/// The cap in an SDK error's source chain, if that is what failed.
-pub fn over_limit(e: &(dyn std::error::Error + 'static)) -> Option<usize> {
+/// An event-stream body that ended inside a frame.
+#[derive(Debug, thiserror::Error)]
+#[error("the event stream ended inside a frame ({missing} bytes of it missing)")]
+pub struct CutStream {
+    /// Bytes the frame still lacked.
+    pub missing: usize,
+}
+
+/// The first error of type `T` in an error's source chain.
+pub fn find<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut next = Some(e);
     while let Some(e) = next {
-        if let Some(r) = e.downcast_ref::<ReplyTooLarge>() {
-            return Some(r.limit);
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         next = e.source();
     }
@@ -46,15 +59,22 @@ impl Intercept for ReplyLimit {
         &self,
         context: &mut BeforeDeserializationInterceptorContextMut<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // The operation, not the response's content-type (which the other end chooses), says
+        // whether this is a stream.
+        let streaming = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == "ConverseStream");
         let response = context.response_mut();
-        // Streams are capped on what they assemble: their framing is not the reply's size.
-        let streaming = response
-            .headers()
-            .get("content-type")
-            .is_some_and(|t| t.starts_with("application/vnd.amazon.eventstream"));
-        if streaming {
+        // An error answer to a stream request is a JSON error body, not frames.
+        if streaming && response.status().is_success() {
+            let body = response.take_body();
+            *response.body_mut() = SdkBody::from_body_1_x(Framed {
+                inner: body,
+                prelude: Vec::with_capacity(4),
+                left: 0,
+            });
             return Ok(());
         }
         if response
@@ -72,6 +92,82 @@ impl Intercept for ReplyLimit {
             limit: self.limit,
         });
         Ok(())
+    }
+}
+
+/// An event-stream body that fails when it ends inside a frame: each frame starts with its
+/// total length (a big-endian u32, the length bytes included).
+struct Framed {
+    inner: SdkBody,
+    /// The length bytes of the next frame seen so far.
+    prelude: Vec<u8>,
+    /// Bytes of the current frame not yet seen.
+    left: usize,
+}
+
+impl Framed {
+    fn track(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.left > 0 {
+                let n = self.left.min(data.len());
+                self.left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (4 - self.prelude.len()).min(data.len());
+            self.prelude.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.prelude.len() == 4 {
+                let total = u32::from_be_bytes([
+                    self.prelude[0],
+                    self.prelude[1],
+                    self.prelude[2],
+                    self.prelude[3],
+                ]) as usize;
+                self.prelude.clear();
+                // A length under the prelude's own is the decoder's to refuse.
+                self.left = total.saturating_sub(4);
+            }
+        }
+    }
+}
+
+impl Body for Framed {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.track(data);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) if this.left > 0 || !this.prelude.is_empty() => {
+                let missing = if this.left > 0 {
+                    this.left
+                } else {
+                    4 - this.prelude.len()
+                };
+                this.left = 0;
+                this.prelude.clear();
+                Poll::Ready(Some(Err(Box::new(CutStream { missing }))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

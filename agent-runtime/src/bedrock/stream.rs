@@ -14,6 +14,8 @@ use crate::machine::ModelReply;
 pub struct StreamAssembly {
     blocks: BTreeMap<i32, Partial>,
     stop_reason: Option<String>,
+    /// A messageStop came without a stop reason.
+    stop_missing: bool,
     usage: Usage,
     /// Bytes of text and tool input held so far, and the most allowed.
     held: usize,
@@ -35,6 +37,7 @@ impl StreamAssembly {
         Self {
             blocks: BTreeMap::new(),
             stop_reason: None,
+            stop_missing: false,
             usage: Usage::default(),
             held: 0,
             limit,
@@ -104,7 +107,14 @@ impl StreamAssembly {
                 _ => None,
             },
             sdk::ConverseStreamOutput::MessageStop(e) => {
-                self.stop_reason = Some(e.stop_reason().as_str().to_string());
+                // An empty stop reason, or the SDK's placeholder for a missing one, is none: the
+                // reply is incomplete whatever follows. Of several, the last counts.
+                let reason = e.stop_reason().as_str();
+                if reason.is_empty() || reason == super::NO_VALUE {
+                    self.stop_missing = true;
+                } else {
+                    self.stop_reason = Some(reason.to_string());
+                }
                 None
             }
             sdk::ConverseStreamOutput::Metadata(e) => {
@@ -124,7 +134,7 @@ impl StreamAssembly {
     /// Bedrock accepts it back) and is marked, so the tool answers with an error. A stream that
     /// ended before its `messageStop` is an incomplete reply, not an answer.
     pub fn finish(self) -> Result<ModelReply, BedrockError> {
-        let Some(stop_reason) = self.stop_reason else {
+        let Some(stop_reason) = self.stop_reason.filter(|_| !self.stop_missing) else {
             return Err(BedrockError::Incomplete(format!(
                 "the ConverseStream response ended before its messageStop event ({} content blocks received)",
                 self.blocks.len()

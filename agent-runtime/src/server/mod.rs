@@ -167,14 +167,16 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 
 async fn readyz(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
     if s.draining() {
-        error(
+        return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the runtime is shutting down",
-        )
-    } else {
-        "ready".into_response()
+        );
     }
+    // Ready while an MCP server is down: the Agent serves its other tools; the body says which.
+    let mut body = s.rt.tools.readiness();
+    body["status"] = json!("ready");
+    axum::Json(body).into_response()
 }
 
 async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
