@@ -15,7 +15,7 @@ use agentry_runtime::conversation::ToolUse;
 use agentry_runtime::metrics::Metrics;
 use agentry_runtime::tools::{CallContext, Toolbox};
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
-use agentry_tests::mcp::{Options, PyMcpServer, free_port};
+use agentry_tests::mcp::{Options, PyMcpServer, Sdk, free_port};
 use agentry_tests::runtime::{self, RuntimeUnderTest};
 use fixtures::{config, invoke, limits, tool_results};
 use serde_json::{Value, json};
@@ -443,6 +443,44 @@ async fn a_server_of_the_older_http_sse_transport_is_reached_through_it() {
     assert_eq!(
         text_of(&serde_json::to_value(&echoed).unwrap()),
         "echo: legacy"
+    );
+}
+
+#[tokio::test]
+async fn an_mcp_1_server_gets_the_handshake_and_a_session_expired_by_a_restart_is_renewed() {
+    let mut server = PyMcpServer::start(Options {
+        sdk: Sdk::V1,
+        ..Options::default()
+    })
+    .await;
+    let cfg = config(vec![mcp_tool("v1", &server.url(), &[], 5)], limits());
+    let tb = Toolbox::new(&cfg, |_| None).unwrap();
+    let r = wait_ready(&tb, Duration::from_secs(30), connected).await;
+    // No server/discover on mcp 1: the initialize handshake agreed on its newest version.
+    assert_eq!(r["mcpServers"][0]["protocolVersion"], "2025-11-25", "{r}");
+    assert_eq!(r["mcpServers"][0]["transport"], "streamable-http");
+    let one = call(&tb, "v1_echo", json!({"text": "one"})).await;
+    assert_eq!(text_of(&serde_json::to_value(&one).unwrap()), "echo: one");
+
+    // A notification on the session's stream announces the new tool.
+    call(&tb, "v1_add_tool", json!({"name": "later"})).await;
+    let start = Instant::now();
+    while !tb.offered().specs.iter().any(|s| s.name == "v1_later") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "v1_later never offered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The restarted server does not know the session: the first call after it gets HTTP 404,
+    // and still succeeds, on a new session.
+    server.restart().await;
+    let after = call(&tb, "v1_echo", json!({"text": "after restart"})).await;
+    assert!(!after.is_error(), "{after:?}");
+    assert_eq!(
+        text_of(&serde_json::to_value(&after).unwrap()),
+        "echo: after restart"
     );
 }
 
