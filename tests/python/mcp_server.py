@@ -1,5 +1,7 @@
 """An MCP server for Agentry's tests, written on the official Python SDK (`mcp`: MCPServer,
-the SDK's high-level server, called FastMCP before mcp 2). Listens on 127.0.0.1 only.
+the SDK's high-level server, called FastMCP before mcp 2). Runs on mcp 2 (protocol 2026-07-28
+and the handshake versions) and on mcp 1 (handshake versions only, sessions), so the suite
+sees both kinds of server. Listens on 127.0.0.1 only.
 
 Tools of several shapes: string, number, object and array inputs; text and structured
 results; one that raises; one that sleeps (to pass a timeout); one that reports the request
@@ -15,8 +17,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+try:  # mcp 2
+    from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    LEGACY_SDK = False
+except ImportError:  # mcp 1
+    from mcp.server.fastmcp import Context
+    from mcp.server.fastmcp import FastMCP as MCPServer
+    from mcp.server.fastmcp.exceptions import ToolError
+
+    LEGACY_SDK = True
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
@@ -25,7 +36,8 @@ parser.add_argument("--name", default="agentry-test")
 parser.add_argument("--extra-tools", type=int, default=0, help="add tool_000 ... tool_<n-1>")
 args = parser.parse_args()
 
-server = MCPServer(args.name)
+# mcp 1 takes the address when the server is made, mcp 2 when it runs.
+server = MCPServer(args.name, host="127.0.0.1", port=args.port) if LEGACY_SDK else MCPServer(args.name)
 
 
 @server.tool(description="Echoes the text back, prefixed with 'echo: '.")
@@ -67,7 +79,7 @@ async def slow(seconds: float) -> str:
 
 @server.tool(description="Reports the request headers the server received.")
 def headers(ctx: Context) -> dict[str, str]:
-    seen = ctx.headers or {}
+    seen = getattr(ctx, "headers", None) or getattr(ctx.request_context.request, "headers", None) or {}
     return {k.lower(): v for k, v in seen.items() if k.lower().startswith(("x-", "authorization"))}
 
 
@@ -83,7 +95,8 @@ async def add_tool(name: str, ctx: Context) -> str:
 
     server.add_tool(added, name=name, description=f"A tool added at run time: {name}.")
     # 2026-07-28 clients listen on subscriptions/listen; older sessions get a notification.
-    await ctx.notify_tools_changed()
+    if hasattr(ctx, "notify_tools_changed"):
+        await ctx.notify_tools_changed()
     try:
         await ctx.request_context.session.send_tool_list_changed()
     except Exception:  # noqa: BLE001 - a stateless request has no session to notify
@@ -101,7 +114,7 @@ for i in range(args.extra_tools):
 
     server.add_tool(make(i), name=f"tool_{i:03}", description=f"Generated tool number {i}.")
 
-if args.transport == "sse":
-    server.run("sse", host="127.0.0.1", port=args.port)
+if LEGACY_SDK:
+    server.run(args.transport)
 else:
-    server.run("streamable-http", host="127.0.0.1", port=args.port)
+    server.run(args.transport, host="127.0.0.1", port=args.port)

@@ -42,17 +42,66 @@ pub const MCP_REQUIREMENTS: &[&str] = &[
     "uvicorn==0.54.0",
 ];
 
+/// The last mcp 1 release, pinned likewise: its server (FastMCP) speaks only the handshake
+/// protocol versions (up to 2025-11-25) and keeps sessions, as many deployed servers do.
+pub const MCP1_REQUIREMENTS: &[&str] = &[
+    "mcp==1.30.0",
+    "annotated-types==0.8.0",
+    "anyio==4.16.0",
+    "attrs==26.1.0",
+    "certifi==2026.10.19.post1",
+    "cffi==2.1.1",
+    "click==8.5.1",
+    "cryptography==50.0.2",
+    "h11==0.16.0",
+    "httpcore==1.0.9",
+    "httpx==0.28.1",
+    "httpx-sse==0.4.3",
+    "idna==3.20",
+    "jsonschema==4.26.0",
+    "jsonschema-specifications==2025.9.1",
+    "pycparser==3.12",
+    "pydantic==2.14.4",
+    "pydantic-settings==2.16.3",
+    "pydantic_core==2.50.5",
+    "PyJWT==2.15.1",
+    "python-dotenv==1.2.4",
+    "python-multipart==0.0.34",
+    "referencing==0.37.0",
+    "rpds-py==2026.9.1",
+    "sse-starlette==3.7.0",
+    "starlette==1.10.0",
+    "typing-inspection==0.4.5",
+    "typing_extensions==4.16.0",
+    "uvicorn==0.54.0",
+];
+
+/// Which release of the Python SDK serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sdk {
+    /// mcp 2.3.0 (2026-07-28 and the handshake versions).
+    #[default]
+    Current,
+    /// mcp 1.30.0 (handshake versions only).
+    V1,
+}
+
 /// How long a server may take to start accepting connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The venv with the Python MCP SDK, created on first use.
+/// The venv with the Python MCP SDK release `sdk`, created on first use.
 ///
 /// # Panics
 /// When it cannot be created (the message says why, e.g. python3-venv missing).
-pub fn venv() -> Venv {
-    static VENV: OnceLock<Venv> = OnceLock::new();
-    VENV.get_or_init(|| {
-        Venv::ensure("mcp", MCP_REQUIREMENTS).unwrap_or_else(|e| panic!("the MCP venv: {e}"))
+pub fn venv(sdk: Sdk) -> Venv {
+    static CURRENT: OnceLock<Venv> = OnceLock::new();
+    static V1: OnceLock<Venv> = OnceLock::new();
+    let (cell, name, requirements) = match sdk {
+        Sdk::Current => (&CURRENT, "mcp", MCP_REQUIREMENTS),
+        Sdk::V1 => (&V1, "mcp1", MCP1_REQUIREMENTS),
+    };
+    cell.get_or_init(|| {
+        Venv::ensure(name, requirements).unwrap_or_else(|e| panic!("the {name} venv: {e}"))
     })
     .clone()
 }
@@ -81,6 +130,8 @@ pub struct Options {
     pub extra_tools: usize,
     /// The server's name.
     pub name: String,
+    /// The SDK release.
+    pub sdk: Sdk,
 }
 
 impl Default for Options {
@@ -89,6 +140,7 @@ impl Default for Options {
             transport: "streamable-http",
             extra_tools: 0,
             name: "agentry-test".into(),
+            sdk: Sdk::Current,
         }
     }
 }
@@ -145,7 +197,10 @@ impl PyMcpServer {
     /// When it does not start within 30 s.
     pub async fn restart(&mut self) {
         self.stop();
-        let venv = tokio::task::spawn_blocking(venv).await.expect("venv task");
+        let sdk = self.options.sdk;
+        let venv = tokio::task::spawn_blocking(move || venv(sdk))
+            .await
+            .expect("venv task");
         let port = self.port.to_string();
         let extra = self.options.extra_tools.to_string();
         let script = script();

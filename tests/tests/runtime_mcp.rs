@@ -15,7 +15,7 @@ use agentry_runtime::conversation::ToolUse;
 use agentry_runtime::metrics::Metrics;
 use agentry_runtime::tools::{CallContext, Toolbox};
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
-use agentry_tests::mcp::{Options, PyMcpServer, free_port};
+use agentry_tests::mcp::{Options, PyMcpServer, Sdk, free_port};
 use agentry_tests::runtime::{self, RuntimeUnderTest};
 use fixtures::{config, invoke, limits, tool_results};
 use serde_json::{Value, json};
@@ -444,4 +444,141 @@ async fn a_server_of_the_older_http_sse_transport_is_reached_through_it() {
         text_of(&serde_json::to_value(&echoed).unwrap()),
         "echo: legacy"
     );
+}
+
+#[tokio::test]
+async fn an_mcp_1_server_gets_the_handshake_and_a_session_expired_by_a_restart_is_renewed() {
+    let mut server = PyMcpServer::start(Options {
+        sdk: Sdk::V1,
+        ..Options::default()
+    })
+    .await;
+    let cfg = config(vec![mcp_tool("v1", &server.url(), &[], 5)], limits());
+    let tb = Toolbox::new(&cfg, |_| None).unwrap();
+    let r = wait_ready(&tb, Duration::from_secs(30), connected).await;
+    // No server/discover on mcp 1: the initialize handshake agreed on its newest version.
+    assert_eq!(r["mcpServers"][0]["protocolVersion"], "2025-11-25", "{r}");
+    assert_eq!(r["mcpServers"][0]["transport"], "streamable-http");
+    let one = call(&tb, "v1_echo", json!({"text": "one"})).await;
+    assert_eq!(text_of(&serde_json::to_value(&one).unwrap()), "echo: one");
+
+    // A notification on the session's stream announces the new tool.
+    call(&tb, "v1_add_tool", json!({"name": "later"})).await;
+    let start = Instant::now();
+    while !tb.offered().specs.iter().any(|s| s.name == "v1_later") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "v1_later never offered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The restarted server does not know the session: the first call after it gets HTTP 404,
+    // and still succeeds, on a new session.
+    server.restart().await;
+    let after = call(&tb, "v1_echo", json!({"text": "after restart"})).await;
+    assert!(!after.is_error(), "{after:?}");
+    assert_eq!(
+        text_of(&serde_json::to_value(&after).unwrap()),
+        "echo: after restart"
+    );
+}
+
+const LOCAL_AGENT: &str = r#"
+apiVersion: agentry.dev/v1alpha1
+kind: Agent
+metadata: {name: ops}
+spec:
+  model: {id: anthropic.claude-3-haiku-20240307-v1:0}
+  systemPrompt: You run operations.
+  tools:
+    - name: py
+      description: The team's MCP tools.
+      mcp:
+        service: {name: team-tools, port: 8000, path: /mcp}
+        allowedTools: [echo]
+"#;
+
+#[tokio::test]
+async fn the_local_agent_mode_runs_mcp_tools_with_resolve_for_in_cluster_services() {
+    use agentry_tests::process::{Process, binary};
+    let server = PyMcpServer::start(Options::default()).await;
+    let fake = FakeBedrock::start().await.unwrap();
+    let manifest =
+        std::env::temp_dir().join(format!("agentry-mcp-local-{}.yaml", std::process::id()));
+    std::fs::write(&manifest, LOCAL_AGENT).unwrap();
+    let bin = binary("agentry-runtime", "agentry-runtime");
+    let env = fake.process_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let manifest_arg = manifest.to_str().unwrap();
+
+    // Without --resolve the in-cluster Service cannot be reached, and the runtime says so.
+    let mut refused = Process::start(
+        "local",
+        &bin,
+        &["--agent", manifest_arg, "--listen", "127.0.0.1:0"],
+        &env,
+    );
+    assert!(
+        refused.wait_for_log("--resolve TOOL=URL", Duration::from_secs(20)),
+        "{}",
+        refused.log()
+    );
+    assert!(
+        refused
+            .log()
+            .contains("py (http://team-tools.default.svc.cluster.local:8000/mcp)"),
+        "{}",
+        refused.log()
+    );
+    refused.kill();
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let resolve = format!("py={}", server.url());
+    let _rt = Process::start(
+        "local",
+        &bin,
+        &[
+            "--agent",
+            manifest_arg,
+            "--resolve",
+            &resolve,
+            "--listen",
+            &listen,
+        ],
+        &env,
+    );
+    let client = reqwest::Client::new();
+    let url = format!("http://{listen}");
+    let start = Instant::now();
+    loop {
+        fake.push([
+            Script::Turn(Turn::tools(&[(
+                "e",
+                "py_echo",
+                json!({"text": "from a laptop"}),
+            )])),
+            Script::Turn(Turn::text("Done.")),
+        ]);
+        let answer = client
+            .post(format!("{url}/v1/invoke"))
+            .header("content-type", "application/json")
+            .body(r#"{"input":"echo"}"#)
+            .send()
+            .await;
+        if let Ok(r) = answer
+            && let Ok(body) = r.json::<Value>().await
+            && body["toolCalls"][0]["status"] == "success"
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the local runtime never served py_echo"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let results = tool_results(&fake.captured().last().unwrap().body);
+    assert_eq!(text_of(&results[0]), "echo: from a laptop");
+    let _ = std::fs::remove_file(manifest);
 }
