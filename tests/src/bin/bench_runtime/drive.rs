@@ -1,0 +1,246 @@
+//! Scenarios, the load driver for agentry-runtime over HTTP, and the figures of one side.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentry_tests::process::{cpu_seconds, proc_status_kb};
+use serde::{Deserialize, Serialize};
+
+/// One measured scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Model latency per call.
+    pub latency: Duration,
+    /// Invocations in flight.
+    pub in_flight: usize,
+    /// Invocations measured.
+    pub invocations: usize,
+    /// ConverseStream and Server-Sent Events instead of Converse and JSON.
+    pub stream: bool,
+}
+
+impl Scenario {
+    /// The default matrix.
+    pub fn matrix() -> Vec<Self> {
+        let s = |ms, in_flight, invocations, stream| Self {
+            latency: Duration::from_millis(ms),
+            in_flight,
+            invocations,
+            stream,
+        };
+        vec![
+            s(1000, 256, 3072, false),
+            s(1000, 256, 3072, true),
+            s(1000, 1024, 6144, false),
+            s(1000, 1024, 6144, true),
+            s(0, 16, 16_000, false),
+            s(0, 16, 16_000, true),
+        ]
+    }
+
+    /// From `LATENCY_MS IN_FLIGHT INVOCATIONS json|stream`.
+    pub fn parse(words: &[&str]) -> Result<Self, String> {
+        let usage = "expected: LATENCY_MS IN_FLIGHT INVOCATIONS json|stream";
+        let [ms, n, total, mode] = words else {
+            return Err(usage.into());
+        };
+        let num = |w: &str| w.parse::<usize>().map_err(|_| format!("{w:?}: {usage}"));
+        Ok(Self {
+            latency: Duration::from_millis(num(ms)? as u64),
+            in_flight: num(n)?.max(1),
+            invocations: num(total)?.max(1),
+            stream: match *mode {
+                "json" => false,
+                "stream" => true,
+                other => return Err(format!("{other:?}: {usage}")),
+            },
+        })
+    }
+
+    /// As one command-line argument for the bare loop's process.
+    pub fn arg(&self) -> String {
+        format!(
+            "{},{},{},{}",
+            self.latency.as_millis(),
+            self.in_flight,
+            self.invocations,
+            if self.stream { "stream" } else { "json" }
+        )
+    }
+
+    /// From [`Scenario::arg`].
+    pub fn parse_arg(arg: &str) -> Result<Self, String> {
+        Self::parse(&arg.split(',').collect::<Vec<_>>())
+    }
+}
+
+/// The figures of one side of a scenario.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Side {
+    /// Invocations completed.
+    pub invocations: usize,
+    /// Invocations that failed.
+    pub errors: usize,
+    /// Completed per second, over the whole run.
+    pub per_second: f64,
+    /// Median latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// Slowest invocation.
+    pub max_ms: f64,
+    /// Process CPU seconds per 1,000 invocations.
+    pub cpu_s_per_1000: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+}
+
+impl Side {
+    /// Figures from per-invocation latencies.
+    pub fn from_run(
+        mut latencies: Vec<Duration>,
+        errors: usize,
+        elapsed: Duration,
+        cpu: f64,
+        rss_kb: u64,
+    ) -> Self {
+        latencies.sort();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        let n = latencies.len();
+        Self {
+            invocations: n,
+            errors,
+            per_second: n as f64 / elapsed.as_secs_f64(),
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            max_ms: pct(1.0),
+            cpu_s_per_1000: cpu * 1000.0 / n.max(1) as f64,
+            peak_rss_mb: rss_kb as f64 / 1024.0,
+        }
+    }
+}
+
+/// Runs `count` invocations as `workers` concurrent loops of `one`; returns latencies, errors
+/// and the elapsed time.
+pub async fn run_loops<F, Fut>(
+    workers: usize,
+    count: usize,
+    one: F,
+) -> (Vec<Duration>, usize, Duration)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let one = Arc::new(one);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (one, next) = (one.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                    let t = Instant::now();
+                    if one().await {
+                        latencies.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(count);
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("worker");
+        latencies.extend(l);
+        errors += e;
+    }
+    (latencies, errors, start.elapsed())
+}
+
+const INPUT: &str = r#"{"input":"What is the most popular song on WZPZ?"}"#;
+
+/// The scenario against agentry-runtime at `url` (process `pid`).
+pub async fn runtime(url: &str, pid: u32, s: &Scenario) -> Side {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .build()
+        .expect("client");
+    let base = url.to_string();
+    let url = format!("{url}/v1/invoke");
+    let stream = s.stream;
+    let one = move || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let mut req = client.post(&url).body(INPUT);
+            if stream {
+                req = req.header("accept", "text/event-stream");
+            }
+            let Ok(r) = req.send().await else {
+                return false;
+            };
+            let ok = r.status() == 200;
+            let Ok(body) = r.bytes().await else {
+                return false;
+            };
+            ok && (!stream || body.windows(11).any(|w| w == b"event: done"))
+        }
+    };
+    let cpu0 = cpu_seconds(pid);
+    let (latencies, errors, elapsed) = run_loops(s.in_flight, s.invocations, one).await;
+    let cpu = cpu_seconds(pid) - cpu0;
+    if std::env::var_os("BENCH_METRICS").is_some()
+        && let Ok(r) = reqwest::get(format!("{base}/metrics")).await
+    {
+        eprintln!("{}", r.text().await.unwrap_or_default());
+    }
+    Side::from_run(
+        latencies,
+        errors,
+        elapsed,
+        cpu,
+        proc_status_kb(pid, "VmHWM:"),
+    )
+}
+
+/// The table's header.
+pub const HEADER: &str = "| latency | in flight | mode | side | invocations | errors | inv/s | p50 ms | p99 ms | max ms | CPU s / 1,000 | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// One table row.
+pub fn row(s: &Scenario, name: &str, side: &Side) -> String {
+    format!(
+        "| {} ms | {} | {} | {name} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} |",
+        s.latency.as_millis(),
+        s.in_flight,
+        if s.stream { "stream" } else { "json" },
+        side.invocations,
+        side.errors,
+        side.per_second,
+        side.p50_ms,
+        side.p99_ms,
+        side.max_ms,
+        side.cpu_s_per_1000,
+        side.peak_rss_mb
+    )
+}
+
+/// How the runtime compares with the bare loop.
+pub fn compare(runtime: &Side, bare: &Side) -> String {
+    format!(
+        "|  |  |  | runtime / bare | | | {:.1}% | {:+.0} ms | {:+.0} ms | {:+.0} ms | {:.2}x | {:+.1} MB |",
+        100.0 * runtime.per_second / bare.per_second.max(f64::MIN_POSITIVE),
+        runtime.p50_ms - bare.p50_ms,
+        runtime.p99_ms - bare.p99_ms,
+        runtime.max_ms - bare.max_ms,
+        runtime.cpu_s_per_1000 / bare.cpu_s_per_1000.max(f64::MIN_POSITIVE),
+        runtime.peak_rss_mb - bare.peak_rss_mb
+    )
+}
