@@ -225,6 +225,9 @@ pub struct AgentToolRef {
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "has(self.url) != has(self.service)",
     "message": "an mcp tool sets exactly one of url or service",
+}, {
+    "rule": "!has(self.headers) || self.headers.all(h, !(h.name.lowerAscii() in ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']))",
+    "message": "an mcp tool's headers cannot include accept, content-type, mcp-session-id, mcp-protocol-version or last-event-id: the MCP transport sets them itself",
 }]))]
 pub struct McpTool {
     /// Absolute `http://` or `https://` URL of the server's MCP endpoint, for example
@@ -255,7 +258,9 @@ pub struct McpTool {
     pub allowed_tools: Option<Vec<String>>,
 
     /// Headers sent with every request to the server (at most 32), each a literal value or a
-    /// Secret key, for example an `Authorization` header from a Secret.
+    /// Secret key, for example an `Authorization` header from a Secret. Not the headers the MCP
+    /// transport sets itself (`Accept`, `Content-Type`, `Mcp-Session-Id`, `Mcp-Protocol-Version`,
+    /// `Last-Event-ID`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub headers: Vec<HttpHeader>,

@@ -149,7 +149,7 @@ fn every_cel_rule_compiles_and_stays_within_the_api_server_cost_budget() {
     );
     // spec (system prompt), tools (unique names), tool, http, http header, mcp, mcp header,
     // serviceAccount.
-    assert_eq!(rules, 8, "expected the eight documented CEL rules");
+    assert_eq!(rules, 9, "expected the nine documented CEL rules");
 }
 
 #[test]

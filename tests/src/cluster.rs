@@ -117,6 +117,11 @@ pub async fn apply_examples(client: &Client, namespace: &str) -> Vec<String> {
         serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weather-api"},
             "stringData": {"token": "test-token"}}),
         serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "bedrock-invoker"}}),
+        // examples/mcp-tools.yaml: the in-cluster MCP server and the hosted one's token.
+        serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kagent-tools"},
+            "spec": {"ports": [{"port": 8084, "targetPort": 8084}], "selector": {"app": "kagent-tools"}}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "docs-mcp"},
+            "stringData": {"token": "Bearer test-token"}}),
     ];
     for doc in &prerequisites {
         apply_document(client, namespace, doc)

@@ -183,6 +183,12 @@ async fn every_example_becomes_ready_with_its_endpoint_and_then_nothing_is_writt
             "{name}"
         );
         assert_eq!(condition(&agent, "Stalled").unwrap().0, "False", "{name}");
+        // apply_examples creates what the examples refer to: every tool resolves.
+        assert_eq!(
+            condition(&agent, "ToolsResolved").unwrap().0,
+            "True",
+            "{name}"
+        );
         assert_eq!(
             ready_pods(&client, &n, name).await.len() as i32,
             agent.spec.replicas,
