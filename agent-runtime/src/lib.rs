@@ -189,8 +189,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         metrics: metrics::Metrics::with_mcp(tools.mcp_metrics()),
         tools,
     });
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
+    let listener = listener::bind(cli.listen, options.connections.max_connections as u32)
         .map_err(|e| RunError::Listen(cli.listen, e))?;
     let bound = listener.local_addr().unwrap_or(cli.listen);
     tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.offered().specs.len(), listen = %bound, "ready");

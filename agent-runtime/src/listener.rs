@@ -24,6 +24,21 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+/// Opens the listening socket with a listen backlog of `backlog` (the kernel caps it at
+/// `net.core.somaxconn`). The standard library's 128 overflows when a few hundred clients connect
+/// at once, as a load balancer or a burst of agents does: the kernel then drops their handshakes
+/// and each client waits a second to retry.
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Connection limits and timeouts.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {

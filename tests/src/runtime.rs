@@ -199,9 +199,9 @@ impl ToolServer {
     /// # Panics
     /// When it cannot bind.
     pub async fn start(routes: &[(&str, ToolBehaviour)]) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        // A deep backlog: benchmarks open a thousand connections at once.
+        let listener =
+            agentry_runtime::listener::bind(([127, 0, 0, 1], 0).into(), 4096).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let inner = Arc::new(ToolInner::default());
         inner
@@ -213,6 +213,10 @@ impl ToolServer {
         let app = Router::new()
             .route("/{*path}", any(tool_handler))
             .with_state(server.clone());
+        // No Nagle delay: streamed frames go out as they are written, as from Bedrock.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         server
     }

@@ -8,12 +8,15 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use axum::body::Bytes;
+use tokio::sync::mpsc::error::TryRecvError;
+
 use super::body::{self, ReadFailure, Refusal};
 use super::invocation::Invocation;
+use super::sse;
 use super::{AppState, bedrock_error, error, retry_later};
 use crate::bedrock::BedrockError;
 use crate::invoke::{self, Request, Summary};
@@ -158,29 +161,45 @@ fn stream_response(s: &AppState, request: Request, mut inv: Invocation) -> Respo
     });
     let guard = AbortOnDrop(task.abort_handle());
     let state = (rx, Some(done_rx), guard);
-    let events = futures::stream::unfold(state, |(mut rx, done, guard)| async move {
-        if let Some(e) = rx.recv().await {
-            let event = SseEvent::default()
-                .event(e.name())
-                .json_data(&e)
-                .unwrap_or_default();
-            return Some((Ok::<_, Infallible>(event), (rx, done, guard)));
-        }
-        // The invocation dropped its sender: it has ended; send its summary (or error) last.
-        let done = done?.await.ok()?;
-        let event = match done {
-            Ok(summary) => SseEvent::default()
-                .event("done")
-                .json_data(&summary)
-                .unwrap_or_default(),
-            Err(e) => SseEvent::default()
-                .event("error")
-                .json_data(json!({"error": {"code": e.code(), "message": e.to_string()}}))
-                .unwrap_or_default(),
+    let frames = futures::stream::unfold(state, |(mut rx, done, guard)| async move {
+        let done_rx = done?;
+        let first = match tokio::time::timeout(sse::KEEP_ALIVE_EVERY, rx.recv()).await {
+            Err(_) => {
+                let keep_alive = Bytes::from_static(sse::KEEP_ALIVE);
+                return Some((Ok::<_, Infallible>(keep_alive), (rx, Some(done_rx), guard)));
+            }
+            Ok(first) => first,
         };
-        Some((Ok(event), (rx, None, guard)))
+        let mut buf = Vec::with_capacity(256);
+        let mut ended = first.is_none();
+        if let Some(e) = first {
+            sse::event(&mut buf, e.name(), &e);
+            // Whatever else is ready goes in the same write.
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => sse::event(&mut buf, e.name(), &e),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if !ended {
+            return Some((Ok(sse::frame(buf)), (rx, Some(done_rx), guard)));
+        }
+        // The invocation dropped its sender: it has ended; its summary (or error) comes last.
+        match done_rx.await {
+            Ok(Ok(summary)) => sse::event(&mut buf, "done", &summary),
+            Ok(Err(e)) => sse::event(
+                &mut buf,
+                "error",
+                &json!({"error": {"code": e.code(), "message": e.to_string()}}),
+            ),
+            Err(_) => {}
+        }
+        Some((Ok(sse::frame(buf)), (rx, None, guard)))
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    sse::response(Body::from_stream(frames))
 }

@@ -12,6 +12,7 @@
 pub mod body;
 pub mod invocation;
 mod invoke;
+mod sse;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -158,7 +158,8 @@ pub struct FakeBedrock {
 impl FakeBedrock {
     /// Starts it on a free loopback port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        // A deep backlog: benchmarks open a thousand connections at once.
+        let listener = agentry_runtime::listener::bind(([127, 0, 0, 1], 0).into(), 4096)?;
         let addr = listener.local_addr()?;
         let fake = Self {
             inner: Arc::default(),
@@ -168,6 +169,10 @@ impl FakeBedrock {
             .route("/model/{model}/converse", post(converse))
             .route("/model/{model}/converse-stream", post(converse_stream))
             .with_state(fake.clone());
+        // No Nagle delay: streamed frames go out as they are written, as from Bedrock.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(fake)
     }

@@ -119,12 +119,28 @@ impl Setup {
         let listen = format!("127.0.0.1:{port}");
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let p = Process::start(
-            "runtime",
-            &self.bin,
-            &["--config", path.to_str().unwrap(), "--listen", &listen],
-            &env,
-        );
+        let mut args = vec![
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--drain-delay-seconds",
+            "0",
+        ];
+        // For profiling: BENCH_RUNTIME_PREFIX="heaptrack -o /tmp/ht" runs the runtime under a
+        // tool (its CPU and memory figures are then the tool's).
+        let prefix = std::env::var("BENCH_RUNTIME_PREFIX").unwrap_or_default();
+        let mut words: Vec<&str> = prefix.split_whitespace().collect();
+        let bin = self.bin.to_str().unwrap();
+        let program = if words.is_empty() {
+            self.bin.clone()
+        } else {
+            words.push(bin);
+            words.extend(args.drain(..));
+            args = words.split_off(1);
+            std::path::PathBuf::from(words[0])
+        };
+        let p = Process::start("runtime", &program, &args, &env);
         let url = format!("http://{listen}");
         let t = Instant::now();
         while reqwest::get(format!("{url}/readyz"))
@@ -146,7 +162,11 @@ impl Setup {
     async fn run_runtime(&self, s: &Scenario) -> Side {
         let (p, url, path) = self.runtime(s).await;
         let side = drive::runtime(&url, p.pid(), s).await;
-        drop(p);
+        // A graceful stop, so a profiler the runtime runs under writes its data.
+        let mut p = p;
+        tokio::task::spawn_blocking(move || p.terminate(Duration::from_secs(30)))
+            .await
+            .unwrap();
         let _ = std::fs::remove_file(path);
         side
     }

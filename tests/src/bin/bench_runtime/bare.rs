@@ -178,6 +178,15 @@ pub async fn run(bedrock_url: String, tool_url: String, s: &Scenario) -> Side {
     let cpu0 = cpu_seconds(me);
     let (latencies, errors, elapsed) = run_loops(s.in_flight, s.invocations, one).await;
     let cpu = cpu_seconds(me) - cpu0;
+    if std::env::var_os("BENCH_METRICS").is_some() {
+        eprintln!(
+            "bare threads at the end: {}; VmRSS {} kB, RssAnon {} kB, RssFile {} kB",
+            proc_status_kb(me, "Threads:"),
+            proc_status_kb(me, "VmRSS:"),
+            proc_status_kb(me, "RssAnon:"),
+            proc_status_kb(me, "RssFile:")
+        );
+    }
     Side::from_run(
         latencies,
         errors,

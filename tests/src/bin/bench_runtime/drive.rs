@@ -197,6 +197,15 @@ pub async fn runtime(url: &str, pid: u32, s: &Scenario) -> Side {
     let cpu0 = cpu_seconds(pid);
     let (latencies, errors, elapsed) = run_loops(s.in_flight, s.invocations, one).await;
     let cpu = cpu_seconds(pid) - cpu0;
+    if std::env::var_os("BENCH_METRICS").is_some() {
+        eprintln!(
+            "runtime threads at the end: {}; VmRSS {} kB, RssAnon {} kB, RssFile {} kB",
+            proc_status_kb(pid, "Threads:"),
+            proc_status_kb(pid, "VmRSS:"),
+            proc_status_kb(pid, "RssAnon:"),
+            proc_status_kb(pid, "RssFile:")
+        );
+    }
     if std::env::var_os("BENCH_METRICS").is_some()
         && let Ok(r) = reqwest::get(format!("{base}/metrics")).await
     {
