@@ -136,7 +136,7 @@ impl Setup {
             self.bin.clone()
         } else {
             words.push(bin);
-            words.extend(args.drain(..));
+            words.append(&mut args);
             args = words.split_off(1);
             std::path::PathBuf::from(words[0])
         };
