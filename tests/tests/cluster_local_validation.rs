@@ -108,7 +108,7 @@ fn inline_cases() -> Vec<Case> {
         ("int-label", false, vec![set("/metadata/labels", json!({"a": 1}))]),
         ("int-annotation-dotted-key", false, vec![set("/spec/serviceAccount", json!({"annotations": {"eks.amazonaws.com/role-arn": 5}}))]),
         ("string-input-schema", false, vec![set("/spec/tools/0/http/inputSchema", json!("x"))]),
-        ("mistyped-then-undeclared", false, vec![set("/spec/model/id", json!(4)), set("/spec/model/zzz", json!(1))]),
+        ("mistyped-then-undeclared", true, vec![set("/spec/model/id", json!(4)), set("/spec/model/zzz", json!(1))]),
         // Floats in integer fields, and floats in messages.
         ("fraction-for-int32", false, vec![set("/spec/model/maxTokens", json!(0.5))]),
         ("fraction-for-port", false, vec![set("/spec/tools/0/http", json!({"service": {"name": "s", "port": 1.5}}))]),
