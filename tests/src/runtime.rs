@@ -273,3 +273,42 @@ async fn tool_handler(
     s.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
     response
 }
+
+/// Starts the `agentry-runtime` binary on a free loopback port with `--config config` and
+/// `args`, `RUST_LOG=info` plus `env`; returns it with its URL once it logs that it is ready
+/// (in the text or the JSON log format).
+///
+/// # Panics
+/// When it does not become ready within 30 s.
+pub fn start_process(
+    name: &str,
+    config: &std::path::Path,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> (crate::process::Process, String) {
+    let mut all = vec![
+        "--config",
+        config.to_str().expect("a UTF-8 path"),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    all.extend_from_slice(args);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("RUST_LOG", "info"));
+    let bin = crate::process::binary("agentry-runtime", "agentry-runtime");
+    let p = crate::process::Process::start(name, &bin, &all, &env);
+    assert!(
+        p.wait_for_log("ready", Duration::from_secs(30)),
+        "{name} did not start:\n{}",
+        p.log()
+    );
+    let log = p.log();
+    let addr = log
+        .split("listen=")
+        .nth(1)
+        .or_else(|| log.split("\"listen\":\"").nth(1))
+        .and_then(|s| s.split(|c: char| c.is_whitespace() || c == '"').next())
+        .expect("the listen address in the log")
+        .to_string();
+    (p, format!("http://{addr}"))
+}

@@ -51,35 +51,9 @@ fn start_runtime(
     bedrock: &FakeBedrock,
     extra_env: &[(&str, &str)],
 ) -> (Process, String) {
-    let bin = binary("agentry-runtime", "agentry-runtime");
-    let owned = bedrock.process_env();
-    let mut env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("RUST_LOG", "info"));
-    env.extend_from_slice(extra_env);
-    let p = Process::start(
-        name,
-        &bin,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &env,
-    );
-    assert!(
-        p.wait_for_log(" ready ", Duration::from_secs(30)),
-        "{name} did not start:\n{}",
-        p.log()
-    );
-    let log = p.log();
-    let addr = log
-        .split("listen=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("listen address in the log")
-        .to_string();
-    (p, format!("http://{addr}"))
+    let mut env = bedrock.process_env();
+    env.extend(extra_env.iter().map(|(k, v)| (*k, (*v).to_string())));
+    agentry_tests::runtime::start_process(name, config, &env, &[])
 }
 
 #[tokio::test]

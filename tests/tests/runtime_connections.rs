@@ -14,7 +14,7 @@ use agentry_crds::limits::EffectiveLimits;
 use agentry_runtime::ServeOptions;
 use agentry_runtime::listener::ConnectionLimits;
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
-use agentry_tests::process::{Process, binary};
+use agentry_tests::process::Process;
 use agentry_tests::runtime::{self, RuntimeUnderTest};
 use fixtures::*;
 use serde_json::json;
@@ -237,35 +237,12 @@ fn start_binary(bedrock: &FakeBedrock, drain: &str) -> (Process, String) {
     let mut cfg = config_for_binary();
     cfg.limits.timeout_seconds = 20;
     std::fs::write(&config, cfg.to_json()).unwrap();
-    let owned = bedrock.process_env();
-    let mut env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("RUST_LOG", "info"));
-    let p = Process::start(
+    runtime::start_process(
         "drain",
-        &binary("agentry-runtime", "agentry-runtime"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--drain-delay-seconds",
-            drain,
-        ],
-        &env,
-    );
-    assert!(
-        p.wait_for_log(" ready ", Duration::from_secs(30)),
-        "{}",
-        p.log()
-    );
-    let log = p.log();
-    let a = log
-        .split("listen=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .to_string();
-    (p, format!("http://{a}"))
+        &config,
+        &bedrock.process_env(),
+        &["--drain-delay-seconds", drain],
+    )
 }
 
 fn config_for_binary() -> agentry_crds::runtime_config::RuntimeConfig {

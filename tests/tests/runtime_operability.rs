@@ -10,7 +10,8 @@ mod fixtures;
 use std::time::Duration;
 
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
-use agentry_tests::process::{Process, binary, proc_status_kb};
+use agentry_tests::process::{Process, proc_status_kb};
+use agentry_tests::runtime;
 use fixtures::*;
 use serde_json::{Value, json};
 
@@ -25,35 +26,7 @@ fn start(env_over: &[(&str, String)], args: &[&str]) -> (Process, String) {
     let mut cfg = config(vec![], limits());
     cfg.model.region = Some("us-east-1".into());
     std::fs::write(&path, cfg.to_json()).unwrap();
-    let mut env: Vec<(&str, &str)> = env_over.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("RUST_LOG", "info"));
-    let mut all = vec![
-        "--config",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ];
-    all.extend_from_slice(args);
-    let p = Process::start(
-        "ops",
-        &binary("agentry-runtime", "agentry-runtime"),
-        &all,
-        &env,
-    );
-    assert!(
-        p.wait_for_log("ready", Duration::from_secs(30)),
-        "{}",
-        p.log()
-    );
-    let log = p.log();
-    let addr = log
-        .split("listen=")
-        .nth(1)
-        .or_else(|| log.split("\"listen\":\"").nth(1))
-        .and_then(|s| s.split(|c: char| c.is_whitespace() || c == '"').next())
-        .unwrap()
-        .to_string();
-    (p, format!("http://{addr}"))
+    runtime::start_process("ops", &path, env_over, args)
 }
 
 async fn post(url: &str, input: &str) -> (u16, Value) {
