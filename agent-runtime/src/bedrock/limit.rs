@@ -69,12 +69,12 @@ impl Intercept for ReplyLimit {
         let response = context.response_mut();
         // An error answer to a stream request is a JSON error body, not frames.
         if streaming && response.status().is_success() {
-            let body = response.take_body();
-            *response.body_mut() = SdkBody::from_body_1_x(Framed {
-                inner: body,
+            let inner = response.take_body();
+            let check = Check::Frames {
                 prelude: Vec::with_capacity(4),
                 left: 0,
-            });
+            };
+            *response.body_mut() = SdkBody::from_body_1_x(Checked { inner, check });
             return Ok(());
         }
         if response
@@ -85,120 +85,100 @@ impl Intercept for ReplyLimit {
         {
             return Err(Box::new(ReplyTooLarge { limit: self.limit }));
         }
-        let body = response.take_body();
-        *response.body_mut() = SdkBody::from_body_1_x(Capped {
-            inner: body,
+        let inner = response.take_body();
+        let check = Check::Cap {
             left: self.limit,
             limit: self.limit,
-        });
+        };
+        *response.body_mut() = SdkBody::from_body_1_x(Checked { inner, check });
         Ok(())
     }
 }
 
-/// An event-stream body that fails when it ends inside a frame: each frame starts with its
-/// total length (a big-endian u32, the length bytes included).
-struct Framed {
-    inner: SdkBody,
-    /// The length bytes of the next frame seen so far.
-    prelude: Vec<u8>,
-    /// Bytes of the current frame not yet seen.
-    left: usize,
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a [`Checked`] body checks as its bytes come through.
+enum Check {
+    /// A Converse body: fails once more than `limit` bytes have come.
+    Cap { left: usize, limit: usize },
+    /// An event-stream body: fails when it ends inside a frame. Each frame starts with its
+    /// total length (a big-endian u32, the length bytes included).
+    Frames {
+        /// The length bytes of the next frame seen so far.
+        prelude: Vec<u8>,
+        /// Bytes of the current frame not yet seen.
+        left: usize,
+    },
 }
 
-impl Framed {
-    fn track(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.left > 0 {
-                let n = self.left.min(data.len());
-                self.left -= n;
-                data = &data[n..];
-                continue;
+impl Check {
+    fn data(&mut self, mut data: &[u8]) -> Result<(), BoxError> {
+        match self {
+            Self::Cap { left, limit } => {
+                if data.len() > *left {
+                    return Err(Box::new(ReplyTooLarge { limit: *limit }));
+                }
+                *left -= data.len();
             }
-            let n = (4 - self.prelude.len()).min(data.len());
-            self.prelude.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.prelude.len() == 4 {
-                let total = u32::from_be_bytes([
-                    self.prelude[0],
-                    self.prelude[1],
-                    self.prelude[2],
-                    self.prelude[3],
-                ]) as usize;
-                self.prelude.clear();
-                // A length under the prelude's own is the decoder's to refuse.
-                self.left = total.saturating_sub(4);
+            Self::Frames { prelude, left } => {
+                while !data.is_empty() {
+                    if *left > 0 {
+                        let n = (*left).min(data.len());
+                        *left -= n;
+                        data = &data[n..];
+                        continue;
+                    }
+                    let n = (4 - prelude.len()).min(data.len());
+                    prelude.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    if let Ok(len) = <[u8; 4]>::try_from(prelude.as_slice()) {
+                        prelude.clear();
+                        // A length under the prelude's own is the decoder's to refuse.
+                        *left = (u32::from_be_bytes(len) as usize).saturating_sub(4);
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), BoxError> {
+        if let Self::Frames { prelude, left } = self
+            && (*left > 0 || !prelude.is_empty())
+        {
+            let missing = if *left > 0 { *left } else { 4 - prelude.len() };
+            *left = 0;
+            prelude.clear();
+            return Err(Box::new(CutStream { missing }));
+        }
+        Ok(())
     }
 }
 
-impl Body for Framed {
+/// A reply body passed through a [`Check`].
+struct Checked {
+    inner: SdkBody,
+    check: Check,
+}
+
+impl Body for Checked {
     type Data = bytes::Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.track(data);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(None) if this.left > 0 || !this.prelude.is_empty() => {
-                let missing = if this.left > 0 {
-                    this.left
-                } else {
-                    4 - this.prelude.len()
-                };
-                this.left = 0;
-                this.prelude.clear();
-                Poll::Ready(Some(Err(Box::new(CutStream { missing }))))
-            }
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A body that fails once more than `limit` bytes have come through.
-struct Capped {
-    inner: SdkBody,
-    left: usize,
-    limit: usize,
-}
-
-impl Body for Capped {
-    type Data = bytes::Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, bytes::Bytes::len);
-                if n > this.left {
-                    return Poll::Ready(Some(Err(Box::new(ReplyTooLarge { limit: this.limit }))));
-                }
-                this.left -= n;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let checked = match &polled {
+            Poll::Ready(Some(Ok(frame))) => this.check.data(frame.data_ref().map_or(&[], |d| d)),
+            Poll::Ready(None) => this.check.end(),
+            _ => Ok(()),
+        };
+        match checked {
+            Err(e) => Poll::Ready(Some(Err(e))),
+            Ok(()) => polled,
         }
     }
 
