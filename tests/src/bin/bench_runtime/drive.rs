@@ -205,11 +205,9 @@ pub async fn runtime(url: &str, pid: u32, s: &Scenario) -> Side {
             proc_status_kb(pid, "RssAnon:"),
             proc_status_kb(pid, "RssFile:")
         );
-    }
-    if std::env::var_os("BENCH_METRICS").is_some()
-        && let Ok(r) = reqwest::get(format!("{base}/metrics")).await
-    {
-        eprintln!("{}", r.text().await.unwrap_or_default());
+        if let Ok(r) = reqwest::get(format!("{base}/metrics")).await {
+            eprintln!("{}", r.text().await.unwrap_or_default());
+        }
     }
     Side::from_run(
         latencies,
