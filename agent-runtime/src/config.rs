@@ -140,19 +140,37 @@ pub fn from_agent_file(
         (None, None) => return Err(LoadError::Local(format!("{p}: set spec.systemPrompt"))),
     };
     let mut config =
-        agentry_crds::config_builder::runtime_config(&name, &namespace, &agent.spec, &prompt);
+        agentry_crds::config_builder::runtime_config(
+        &name,
+        &namespace,
+        &agent.spec,
+        &prompt,
+        &Default::default(),
+    );
     let mut unresolved = Vec::new();
     for (tool, spec) in config.tools.iter_mut().zip(&agent.spec.tools) {
         let in_cluster = match spec.kind() {
             Some(ToolKind::Http(h)) => h.service.is_some(),
+            Some(ToolKind::OpenApi(o)) => {
+                if let Some(key) = &o.document.config_map_key_ref {
+                    return Err(LoadError::Local(format!(
+                        "{p}: tool {}: openapi.document reads ConfigMap {}/{}, which a local run cannot; give the document's URL in openapi.document.url to try the Agent locally",
+                        tool.name, key.name, key.key
+                    )));
+                }
+                o.service.is_some()
+            }
             Some(ToolKind::Mcp(m)) => m.service.is_some(),
             Some(ToolKind::Agent(_)) => true,
-            None => false,
+            Some(ToolKind::Lambda(_)) | None => false,
         };
         let url = match &mut tool.kind {
             ToolKindConfig::Http(h) => &mut h.url,
+            ToolKindConfig::OpenApi(o) => &mut o.url,
             ToolKindConfig::Agent(a) => &mut a.url,
             ToolKindConfig::Mcp(m) => &mut m.url,
+            // A function is reached through the AWS SDK's endpoint (AWS_ENDPOINT_URL_LAMBDA).
+            ToolKindConfig::Lambda(_) => continue,
         };
         match resolves.get(&tool.name) {
             Some(local) => *url = local.clone(),

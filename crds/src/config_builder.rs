@@ -3,12 +3,20 @@
 //! operator writes the result into the Agent's ConfigMap, and the runtime's local mode builds it
 //! from a manifest.
 
+use std::collections::BTreeMap;
+
+use crate::openapi::Operation;
 use crate::runtime_config::{
-    AgentIdentity, AgentToolConfig, DEFAULT_MAX_TOKENS, GuardrailConfig, HeaderConfig,
-    HttpToolConfig, McpToolConfig, ModelConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
-    ToolConfig, ToolKindConfig,
+    AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig,
+    HeaderConfig, HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig,
+    OpenApiDocumentConfig, OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
+    SigV4Config, ToolConfig, ToolKindConfig,
 };
-use crate::{AgentSpec, HttpHeader, KeyRef, ServiceRef, Tool, ToolKind};
+use crate::{AgentSpec, HttpAuth, HttpHeader, KeyRef, ServiceRef, Tool, ToolKind};
+
+/// The operations of each ConfigMap-held OpenAPI document, by tool name, as the operator read
+/// and converted them. A tool missing here (its document could not be read) offers nothing.
+pub type OpenApiOperations = BTreeMap<String, Vec<Operation>>;
 
 /// The in-cluster URL of an Agent: the DNS name of its Service.
 pub fn agent_url(name: &str, namespace: &str) -> String {
@@ -21,15 +29,16 @@ pub fn header_env_name(tool: usize, header: usize) -> String {
     format!("AGENTRY_TOOL{tool}_HEADER{header}")
 }
 
-/// Every header value taken from a Secret (of http and mcp tools): the environment variable and
-/// the Secret key.
+/// Every header value taken from a Secret (of http, openapi and mcp tools): the environment
+/// variable and the Secret key.
 pub fn secret_headers(spec: &AgentSpec) -> Vec<(String, KeyRef)> {
     let mut out = Vec::new();
     for (t, tool) in spec.tools.iter().enumerate() {
-        let headers = match (&tool.http, &tool.mcp) {
-            (Some(http), _) => &http.headers,
-            (None, Some(mcp)) => &mcp.headers,
-            (None, None) => continue,
+        let headers = match tool.kind() {
+            Some(ToolKind::Http(http)) => &http.headers,
+            Some(ToolKind::OpenApi(api)) => &api.headers,
+            Some(ToolKind::Mcp(mcp)) => &mcp.headers,
+            _ => continue,
         };
         for (h, header) in headers.iter().enumerate() {
             if let Some(from) = &header.value_from {
@@ -75,7 +84,28 @@ fn header_configs(index: usize, headers: &[HttpHeader]) -> Vec<HeaderConfig> {
         .collect()
 }
 
-fn tool_config(namespace: &str, spec: &AgentSpec, index: usize, tool: &Tool) -> Option<ToolConfig> {
+fn auth_config(auth: Option<&HttpAuth>) -> Option<AuthConfig> {
+    let sig = auth?.aws_sig_v4.as_ref()?;
+    Some(AuthConfig::AwsSigV4(SigV4Config {
+        service: sig.service,
+        region: sig.region.clone(),
+    }))
+}
+
+fn input_schema(schema: Option<&serde_json::Map<String, serde_json::Value>>) -> serde_json::Value {
+    schema
+        .cloned()
+        .map(serde_json::Value::Object)
+        .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}))
+}
+
+fn tool_config(
+    namespace: &str,
+    spec: &AgentSpec,
+    index: usize,
+    tool: &Tool,
+    openapi: &OpenApiOperations,
+) -> Option<ToolConfig> {
     let ns = namespace;
     let default_timeout = spec.effective_limits().tool_timeout_seconds;
     let kind = match tool.kind()? {
@@ -87,12 +117,35 @@ fn tool_config(namespace: &str, spec: &AgentSpec, index: usize, tool: &Tool) -> 
             },
             method: http.method.unwrap_or_default(),
             headers: header_configs(index, &http.headers),
+            auth: auth_config(http.auth.as_ref()),
             timeout_seconds: positive_u32(http.timeout_seconds, default_timeout),
-            input_schema: http
-                .input_schema
-                .clone()
-                .map(serde_json::Value::Object)
-                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+            input_schema: input_schema(http.input_schema.as_ref()),
+        }),
+        ToolKind::Lambda(lambda) => ToolKindConfig::Lambda(LambdaToolConfig {
+            function_name: lambda.function_name.clone(),
+            qualifier: lambda.qualifier.clone(),
+            region: lambda.region.clone(),
+            timeout_seconds: positive_u32(lambda.timeout_seconds, default_timeout),
+            input_schema: input_schema(lambda.input_schema.as_ref()),
+        }),
+        ToolKind::OpenApi(api) => ToolKindConfig::OpenApi(OpenApiToolConfig {
+            url: match (&api.url, &api.service) {
+                (Some(url), _) => url.clone(),
+                (None, Some(svc)) => service_url(svc, ns),
+                (None, None) => return None,
+            },
+            document: match &api.document.url {
+                Some(url) => OpenApiDocumentConfig::Url {
+                    url: url.clone(),
+                    operations: api.operations.clone().unwrap_or_default(),
+                },
+                None => OpenApiDocumentConfig::Operations(
+                    openapi.get(&tool.name).cloned().unwrap_or_default(),
+                ),
+            },
+            headers: header_configs(index, &api.headers),
+            auth: auth_config(api.auth.as_ref()),
+            timeout_seconds: positive_u32(api.timeout_seconds, default_timeout),
         }),
         ToolKind::Agent(other) => ToolKindConfig::Agent(AgentToolConfig {
             url: agent_url(&other.name, other.namespace.as_deref().unwrap_or(ns)),
@@ -117,12 +170,14 @@ fn tool_config(namespace: &str, spec: &AgentSpec, index: usize, tool: &Tool) -> 
     })
 }
 
-/// The runtime configuration of Agent `namespace/name`, with `system_prompt` already resolved.
+/// The runtime configuration of Agent `namespace/name`, with `system_prompt` and the
+/// ConfigMap-held OpenAPI documents already resolved.
 pub fn runtime_config(
     name: &str,
     namespace: &str,
     spec: &AgentSpec,
     system_prompt: &str,
+    openapi: &OpenApiOperations,
 ) -> RuntimeConfig {
     let model = &spec.model;
     RuntimeConfig {
@@ -154,7 +209,7 @@ pub fn runtime_config(
             .tools
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| tool_config(namespace, spec, i, t))
+            .filter_map(|(i, t)| tool_config(namespace, spec, i, t, openapi))
             .collect(),
     }
 }
@@ -194,7 +249,7 @@ spec:
     }
 
     fn weather() -> RuntimeConfig {
-        runtime_config("weather", "demo", &spec(WEATHER), "prompt")
+        runtime_config("weather", "demo", &spec(WEATHER), "prompt", &OpenApiOperations::new())
     }
 
     #[test]
@@ -273,7 +328,7 @@ spec:
 
     #[test]
     fn mcp_tool_resolves_its_service_headers_and_timeout() {
-        let c = runtime_config("ops", "demo", &spec(MCP), "p");
+        let c = runtime_config("ops", "demo", &spec(MCP), "p", &OpenApiOperations::new());
         let ToolKindConfig::Mcp(k8s) = &c.tools[1].kind else {
             panic!()
         };
@@ -304,7 +359,7 @@ spec:
     #[test]
     fn limits_and_model_defaults_are_applied_in_the_config_not_the_spec() {
         let s = spec(WEATHER);
-        let c = runtime_config("weather", "demo", &s, "p");
+        let c = runtime_config("weather", "demo", &s, "p", &OpenApiOperations::new());
         assert_eq!(c.model.max_tokens, 1024);
         assert_eq!(c.limits.max_iterations, 10);
         assert_eq!(
@@ -331,7 +386,7 @@ spec:
     #[test]
     fn input_schema_defaults_to_an_empty_object_schema() {
         let yaml = WEATHER.replace("        inputSchema: {type: object, properties: {city: {type: string}}, required: [city]}\n", "");
-        let c = runtime_config("weather", "demo", &spec(&yaml), "p");
+        let c = runtime_config("weather", "demo", &spec(&yaml), "p", &OpenApiOperations::new());
         let ToolKindConfig::Http(http) = &c.tools[0].kind else {
             panic!()
         };

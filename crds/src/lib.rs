@@ -10,6 +10,7 @@ pub mod config_builder;
 pub mod crd;
 pub mod limits;
 pub mod model;
+pub mod openapi;
 pub mod runtime_config;
 mod schema;
 pub mod tool;
@@ -21,7 +22,8 @@ pub use agent::{Agent, AgentSpec, AgentStatus, KeyRef, SystemPromptSource};
 pub use limits::{EffectiveLimits, Limits};
 pub use model::{Guardrail, GuardrailTrace, ModelSpec};
 pub use tool::{
-    AgentToolRef, HeaderValueSource, HttpHeader, HttpMethod, HttpTool, McpTool, ServiceRef, Tool,
+    AgentToolRef, AwsSigV4, HeaderValueSource, HttpAuth, HttpHeader, HttpMethod, HttpTool,
+    LambdaTool, McpTool, OpenApiDocumentSource, OpenApiTool, ServiceRef, SigV4Service, Tool,
     ToolKind,
 };
 pub use workload::ServiceAccountSpec;

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::EffectiveLimits;
 use crate::model::GuardrailTrace;
-use crate::tool::HttpMethod;
+use crate::openapi::Operation;
+use crate::tool::{HttpMethod, SigV4Service};
 
 /// The one config version this build writes and reads.
 pub const RUNTIME_CONFIG_API_VERSION: &str = "agentry.dev/runtime-config/v1";
@@ -112,6 +113,11 @@ pub struct ToolConfig {
 pub enum ToolKindConfig {
     /// Call an HTTP endpoint.
     Http(HttpToolConfig),
+    /// Invoke a Lambda function.
+    Lambda(LambdaToolConfig),
+    /// Call the operations of an HTTP API described by an OpenAPI document.
+    #[serde(rename = "openapi")]
+    OpenApi(OpenApiToolConfig),
     /// Invoke another Agent's `/v1/invoke`.
     Agent(AgentToolConfig),
     /// Use the tools of an MCP server.
@@ -129,10 +135,86 @@ pub struct HttpToolConfig {
     /// Headers sent with every call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderConfig>,
+    /// How calls authenticate beyond the headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
     /// Deadline of one call.
     pub timeout_seconds: u32,
     /// JSON Schema of the input.
     pub input_schema: serde_json::Value,
+}
+
+/// How an HTTP call authenticates beyond its headers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// Sign each request with SigV4 and the pod's AWS credentials.
+    #[serde(rename = "awsSigV4")]
+    AwsSigV4(SigV4Config),
+}
+
+/// SigV4 signing of HTTP calls.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SigV4Config {
+    /// The service signed for.
+    pub service: SigV4Service,
+    /// The region signed for; `None` means the AWS default chain decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// A resolved lambda tool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LambdaToolConfig {
+    /// Function name, partial or full ARN.
+    pub function_name: String,
+    /// Version or alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    /// AWS region; `None` means the ARN's, else the AWS default chain's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Deadline of one call, retries included.
+    pub timeout_seconds: u32,
+    /// JSON Schema of the input (the event).
+    pub input_schema: serde_json::Value,
+}
+
+/// A resolved openapi tool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenApiToolConfig {
+    /// Base URL the operations' paths are appended to.
+    pub url: String,
+    /// The operations, or where the runtime fetches the document from.
+    pub document: OpenApiDocumentConfig,
+    /// Headers sent with every call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderConfig>,
+    /// How calls authenticate beyond the headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+    /// Deadline of one call.
+    pub timeout_seconds: u32,
+}
+
+/// An OpenAPI tool's operations: already read from a ConfigMap and converted by the operator,
+/// or to be fetched from a URL by the runtime at start.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum OpenApiDocumentConfig {
+    /// The selected operations, converted.
+    Operations(Vec<Operation>),
+    /// The document's URL and the `operationId`s to offer (empty: all).
+    Url {
+        /// Absolute URL of the document.
+        url: String,
+        /// `operationId`s to offer; empty means all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        operations: Vec<String>,
+    },
 }
 
 /// A header: a literal value, or the environment variable holding a Secret's value.

@@ -88,7 +88,13 @@ fn schema_is_structural() {
         problems.join("\n")
     );
     // Free-form JSON is meant in exactly one place: a tool's input JSON Schema.
-    assert_eq!(preserved, vec!["spec.tools[].http.inputSchema".to_string()]);
+    assert_eq!(
+        preserved,
+        vec![
+            "spec.tools[].http.inputSchema".to_string(),
+            "spec.tools[].lambda.inputSchema".to_string()
+        ]
+    );
 }
 
 #[test]
@@ -147,9 +153,11 @@ fn every_cel_rule_compiles_and_stays_within_the_api_server_cost_budget() {
         "CEL problems:\n{}",
         problems.join("\n")
     );
-    // spec (system prompt), tools (unique names), tool, http, http header, mcp, mcp header,
-    // serviceAccount.
-    assert_eq!(rules, 9, "expected the nine documented CEL rules");
+    // spec (system prompt), tools (unique names), tool (one kind), http (url or service, signed
+    // headers), http header, http auth, lambda (qualifier, region), openapi (url or service,
+    // signed headers), openapi document, openapi header, openapi auth, mcp (url or service,
+    // transport headers), mcp header, serviceAccount.
+    assert_eq!(rules, 18, "expected the 18 documented CEL rules");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! `ToolsResolved=False` and clears by itself when the target appears (the controller watches
 //! targets). A missing system prompt does stop it: there is nothing correct to deploy.
 
+use agentry_crds::config_builder::OpenApiOperations;
 use agentry_crds::{Agent, ToolKind};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, PartialObjectMeta};
@@ -46,11 +47,15 @@ pub fn references(agent: &Agent) -> Vec<Reference> {
                 Some(s) => (Target::Service, &s.name, &s.namespace),
                 None => continue,
             },
+            Some(ToolKind::OpenApi(o)) => match &o.service {
+                Some(s) => (Target::Service, &s.name, &s.namespace),
+                None => continue,
+            },
             Some(ToolKind::Mcp(m)) => match &m.service {
                 Some(s) => (Target::Service, &s.name, &s.namespace),
                 None => continue,
             },
-            None => continue,
+            Some(ToolKind::Lambda(_)) | None => continue,
         };
         out.push(Reference {
             tool: tool.name.clone(),
@@ -82,12 +87,14 @@ pub struct Problem {
 }
 
 /// What resolve found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Resolution {
     /// The system prompt, or why it cannot be had.
     pub system_prompt: Result<String, Problem>,
     /// Tool targets that do not exist.
     pub missing_targets: Vec<Problem>,
+    /// The operations of each ConfigMap-held OpenAPI document that could be read and converted.
+    pub openapi: OpenApiOperations,
 }
 
 impl Resolution {
@@ -246,6 +253,7 @@ pub async fn resolve(
     Ok(Resolution {
         system_prompt,
         missing_targets,
+        openapi: OpenApiOperations::new(),
     })
 }
 
@@ -321,6 +329,7 @@ mod tests {
                 reason: "AgentNotFound",
                 message: "n".into(),
             }],
+            openapi: OpenApiOperations::new(),
         };
         let reasons: Vec<_> = r.problems().iter().map(|p| p.reason).collect();
         assert_eq!(reasons, ["ConfigMapNotFound", "AgentNotFound"]);

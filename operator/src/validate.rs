@@ -36,7 +36,7 @@ pub enum InvalidAgent {
     #[error("the Agent has no {0}: it was not read from the API server")]
     Metadata(&'static str),
     /// A tool sets no kind or several (only possible if the schema was bypassed).
-    #[error("spec.tools[{index}] ({name}) must set exactly one of http, agent or mcp")]
+    #[error("spec.tools[{index}] ({name}) must set exactly one of http, lambda, openapi, agent or mcp")]
     ToolKind {
         /// Position in `spec.tools`.
         index: usize,
@@ -151,7 +151,7 @@ spec:
         let err = validate(&agent(&yaml)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "spec.tools[0] (t) must set exactly one of http, agent or mcp"
+            "spec.tools[0] (t) must set exactly one of http, lambda, openapi, agent or mcp"
         );
     }
 }

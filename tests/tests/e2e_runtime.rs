@@ -77,6 +77,7 @@ async fn agent_a_asks_agent_b_which_calls_an_http_tool_all_as_processes() {
                     value: None,
                     value_from_env: Some("AGENTRY_TOOL0_HEADER0".into()),
                 }],
+                auth: None,
                 timeout_seconds: 5,
                 input_schema: json!({"type": "object", "properties": {"sign": {"type": "string"}}, "required": ["sign"]}),
             }),

@@ -143,6 +143,7 @@ async fn cpu_per_call(n: usize) {
             url: tool.url("/top_song"),
             method: HttpMethod::Post,
             headers: vec![],
+            auth: None,
             timeout_seconds: 10,
             input_schema: json!({"type": "object"}),
         }),

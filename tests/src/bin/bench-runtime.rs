@@ -79,6 +79,7 @@ fn config(tool_url: String, in_flight: usize) -> RuntimeConfig {
                 url: tool_url,
                 method: HttpMethod::Post,
                 headers: vec![],
+                auth: None,
                 timeout_seconds: 5,
                 input_schema: json!({"type": "object"}),
             }),

@@ -47,6 +47,7 @@ pub fn http_tool(name: &str, url: String, timeout_seconds: u32) -> ToolConfig {
                 value: None,
                 value_from_env: Some("AGENTRY_TOOL0_HEADER0".into()),
             }],
+            auth: None,
             timeout_seconds,
             input_schema: bedrock::aws_docs_top_song_schema(),
         }),

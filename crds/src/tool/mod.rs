@@ -1,4 +1,5 @@
-//! Tools an Agent offers Claude: HTTP endpoints, other Agents, and MCP servers.
+//! Tools an Agent offers Claude: HTTP endpoints, Lambda functions, whole HTTP APIs from their
+//! OpenAPI document, other Agents, and MCP servers.
 //!
 //! Each tool sets exactly one kind. The rule is a CEL rule in the schema (so the API server
 //! refuses a tool with none or two), and [`Tool::kind`] gives code a typed view of it.
@@ -8,12 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::KeyRef;
 
+mod aws;
+mod openapi;
+
+pub use aws::{AwsSigV4, HttpAuth, LambdaTool, SigV4Service};
+pub use openapi::{OpenApiDocumentSource, OpenApiTool};
+
 /// One tool Claude may call.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "(has(self.http) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.mcp) ? 1 : 0) == 1",
-    "message": "a tool sets exactly one of http, agent or mcp",
+    "rule": "(has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) + (has(self.openapi) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.mcp) ? 1 : 0) == 1",
+    "message": "a tool sets exactly one of http, lambda, openapi, agent or mcp",
 }]))]
 pub struct Tool {
     /// Name Claude calls the tool by: 1 to 64 letters, digits, `_` or `-` (Bedrock's rule).
@@ -30,6 +37,15 @@ pub struct Tool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpTool>,
 
+    /// Invoke an AWS Lambda function with the tool input as its event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaTool>,
+
+    /// Offer the operations of an HTTP API described by an OpenAPI 3.0 or 3.1 document, each as
+    /// its own tool named `<name>_<operationId>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<OpenApiTool>,
+
     /// Ask another Agent, reached through its Service's cluster DNS name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentToolRef>,
@@ -44,6 +60,10 @@ pub struct Tool {
 pub enum ToolKind<'a> {
     /// An HTTP tool.
     Http(&'a HttpTool),
+    /// A Lambda function.
+    Lambda(&'a LambdaTool),
+    /// An HTTP API from its OpenAPI document.
+    OpenApi(&'a OpenApiTool),
     /// Another Agent.
     Agent(&'a AgentToolRef),
     /// An MCP server.
@@ -53,10 +73,17 @@ pub enum ToolKind<'a> {
 impl Tool {
     /// The kind this tool sets, or `None` when it sets none or several (which the schema refuses).
     pub fn kind(&self) -> Option<ToolKind<'_>> {
-        match (&self.http, &self.agent, &self.mcp) {
-            (Some(h), None, None) => Some(ToolKind::Http(h)),
-            (None, Some(a), None) => Some(ToolKind::Agent(a)),
-            (None, None, Some(m)) => Some(ToolKind::Mcp(m)),
+        let mut kinds = [
+            self.http.as_ref().map(ToolKind::Http),
+            self.lambda.as_ref().map(ToolKind::Lambda),
+            self.openapi.as_ref().map(ToolKind::OpenApi),
+            self.agent.as_ref().map(ToolKind::Agent),
+            self.mcp.as_ref().map(ToolKind::Mcp),
+        ]
+        .into_iter()
+        .flatten();
+        match (kinds.next(), kinds.next()) {
+            (Some(kind), None) => Some(kind),
             _ => None,
         }
     }
@@ -68,6 +95,9 @@ impl Tool {
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "has(self.url) != has(self.service)",
     "message": "an http tool sets exactly one of url or service",
+}, {
+    "rule": SIGNED_HEADERS_RULE,
+    "message": SIGNED_HEADERS_MESSAGE,
 }]))]
 pub struct HttpTool {
     /// Absolute `http://` or `https://` URL of the endpoint, for example an API Gateway stage or a
@@ -90,6 +120,11 @@ pub struct HttpTool {
     #[schemars(length(max = 32))]
     pub headers: Vec<HttpHeader>,
 
+    /// How calls authenticate beyond `headers`: `awsSigV4` signs each request with the pod's AWS
+    /// credentials (IAM-authorized API Gateway APIs, Lambda function URLs with `AWS_IAM` auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<HttpAuth>,
+
     /// Deadline of one call in seconds (1 to 3600). Default: `limits.toolTimeoutSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
@@ -102,6 +137,11 @@ pub struct HttpTool {
     #[schemars(schema_with = "crate::schema::free_form_object")]
     pub input_schema: Option<serde_json::Map<String, serde_json::Value>>,
 }
+
+/// CEL: a signed tool's headers leave the signature's own headers to the signer.
+pub(crate) const SIGNED_HEADERS_RULE: &str = "!has(self.auth) || !has(self.auth.awsSigV4) || !has(self.headers) || self.headers.all(h, !(h.name.lowerAscii() in ['authorization', 'host', 'x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256']))";
+/// The message of [`SIGNED_HEADERS_RULE`].
+pub(crate) const SIGNED_HEADERS_MESSAGE: &str = "with auth.awsSigV4 the headers cannot include authorization, host, x-amz-date, x-amz-security-token or x-amz-content-sha256: the SigV4 signer sets them";
 
 /// HTTP method of an http tool. Default `POST`. `GET` and `DELETE` send the input's top-level
 /// fields as query parameters; the others send the input as a JSON body.
