@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::auth::Auth;
 use super::{Built, Call, Setup, ToolKind, read_capped};
 use crate::bedrock::excerpt;
 use crate::conversation::{ResultContent, ResultStatus, ToolResult};
@@ -18,6 +19,7 @@ struct HttpTool {
     url: String,
     method: reqwest::Method,
     headers: Vec<(HeaderName, HeaderValue)>,
+    auth: Auth,
 }
 
 pub(super) fn build(
@@ -31,6 +33,7 @@ pub(super) fn build(
         method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
             .unwrap_or(reqwest::Method::POST),
         headers,
+        auth: Auth::none(),
     });
     setup.offer_one(
         kind.clone(),
@@ -50,22 +53,21 @@ impl ToolKind for HttpTool {
             &self.method,
             &self.headers,
             call.input,
+            &self.auth,
         ))
     }
 }
 
-async fn send(
+/// Builds the request of one call: the input as query parameters (GET, DELETE) or JSON body.
+fn request(
     client: &reqwest::Client,
-    id: &str,
     url: &str,
     method: &reqwest::Method,
     headers: &[(HeaderName, HeaderValue)],
     input: &Value,
-) -> ToolResult {
-    let mut target = match reqwest::Url::parse(url) {
-        Ok(u) => u,
-        Err(e) => return ToolResult::error(id, format!("the tool's URL is invalid: {e}")),
-    };
+) -> Result<reqwest::Request, String> {
+    let mut target =
+        reqwest::Url::parse(url).map_err(|e| format!("the tool's URL is invalid: {e}"))?;
     let query = *method == reqwest::Method::GET || *method == reqwest::Method::DELETE;
     if query && let Value::Object(map) = input {
         let mut pairs = target.query_pairs_mut();
@@ -77,9 +79,7 @@ async fn send(
             };
         }
     }
-    let mut request = client
-        .request(method.clone(), target)
-        .header(ACCEPT, "application/json, text/plain;q=0.9, */*;q=0.5");
+    let mut request = client.request(method.clone(), target);
     for (name, value) in headers {
         request = request.header(name.clone(), value.clone());
     }
@@ -88,7 +88,49 @@ async fn send(
             .header(CONTENT_TYPE, "application/json")
             .body(input.to_string());
     }
-    let response = match request.send().await {
+    request.build().map_err(|e| {
+        format!(
+            "the tool's request could not be built: {}",
+            crate::error_chain(&e)
+        )
+    })
+}
+
+async fn send(
+    client: &reqwest::Client,
+    id: &str,
+    url: &str,
+    method: &reqwest::Method,
+    headers: &[(HeaderName, HeaderValue)],
+    input: &Value,
+    auth: &Auth,
+) -> ToolResult {
+    match request(client, url, method, headers, input) {
+        Ok(request) => execute(client, id, request, auth).await,
+        Err(message) => ToolResult::error(id, message),
+    }
+}
+
+/// Sends one built request, authenticated by `auth`, and turns the response into the result:
+/// a JSON object as JSON, other text as text (cut at [`super::MAX_RESPONSE_BYTES`]), an HTTP
+/// error status as an error result. Shared by every kind that calls HTTP APIs.
+pub(super) async fn execute(
+    client: &reqwest::Client,
+    id: &str,
+    mut request: reqwest::Request,
+    auth: &Auth,
+) -> ToolResult {
+    if !request.headers().contains_key(ACCEPT) {
+        request.headers_mut().insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/plain;q=0.9, */*;q=0.5"),
+        );
+    }
+    let request = match auth.apply(request).await {
+        Ok(r) => r,
+        Err(message) => return ToolResult::error(id, message),
+    };
+    let response = match client.execute(request).await {
         Ok(r) => r,
         Err(e) => {
             return ToolResult::error(

@@ -8,6 +8,7 @@
 //! start, an MCP server's tools once it answers, and the offer's version changes with them.
 
 mod agent;
+mod auth;
 mod catalog;
 mod http;
 pub mod mcp;
