@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::{Parser, ValueEnum};
+use k8s_openapi::api::core::v1::ResourceRequirements;
 
 /// Default runtime image, used for Agents that set no `spec.image`.
 pub const DEFAULT_RUNTIME_IMAGE: &str = concat!(
@@ -55,6 +56,12 @@ pub struct OperatorConfig {
     )]
     pub runtime_image_pull_secrets: Vec<String>,
 
+    /// Requests and limits of the runtime container for Agents that set no `spec.resources`, as
+    /// JSON (`{"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}`).
+    /// Default: those values.
+    #[arg(long, env = "AGENTRY_RUNTIME_RESOURCES", value_parser = parse_resources)]
+    pub runtime_resources: Option<ResourceRequirements>,
+
     /// Log format.
     #[arg(long, env = "AGENTRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -79,6 +86,50 @@ pub struct OperatorConfig {
     /// This replica's identity in the Lease. Default: the pod name (`POD_NAME`), else the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+}
+
+/// A Kubernetes quantity (`100m`, `64Mi`, `1.5`, `2e3`), as the API server's own pattern.
+fn is_quantity(text: &str) -> bool {
+    let number_end = text
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || (*i == 0 && (*c == '+' || *c == '-'))))
+        .map_or(text.len(), |(i, _)| i);
+    let (number, suffix) = text.split_at(number_end);
+    let digits = number.trim_start_matches(['+', '-']);
+    let number_ok = !digits.is_empty()
+        && digits != "."
+        && digits.matches('.').count() <= 1
+        && digits.chars().any(|c| c.is_ascii_digit());
+    let suffix_ok = matches!(
+        suffix,
+        "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+    ) || suffix
+        .strip_prefix(['e', 'E'])
+        .map(|exp| exp.trim_start_matches(['+', '-']))
+        .is_some_and(|exp| !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit()));
+    number_ok && suffix_ok
+}
+
+/// Parses `--runtime-resources`, refusing what the API server would refuse in every
+/// Deployment, so a typo stops the operator at start rather than every Agent's rollout.
+fn parse_resources(text: &str) -> Result<ResourceRequirements, String> {
+    let resources: ResourceRequirements = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "not a ResourceRequirements object ({e}); expected JSON like \
+             {{\"requests\": {{\"cpu\": \"100m\", \"memory\": \"64Mi\"}}, \"limits\": {{\"memory\": \"256Mi\"}}}}"
+        )
+    })?;
+    for (section, map) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+        for (name, quantity) in map.iter().flatten() {
+            if !is_quantity(&quantity.0) {
+                return Err(format!(
+                    "{section}.{name}: {:?} is not a Kubernetes quantity (for example 100m, 64Mi, 1)",
+                    quantity.0
+                ));
+            }
+        }
+    }
+    Ok(resources)
 }
 
 impl OperatorConfig {
@@ -110,6 +161,42 @@ mod tests {
     fn namespaces_flag_takes_a_comma_separated_list() {
         let c = OperatorConfig::parse_from(["x", "--namespaces", "team-a, team-b"]);
         assert_eq!(c.watched_namespaces(), ["team-a", "team-b"]);
+    }
+
+    #[test]
+    fn runtime_resources_take_json_and_refuse_a_bad_quantity_naming_it() {
+        let c = OperatorConfig::parse_from([
+            "x",
+            "--runtime-resources",
+            r#"{"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}"#,
+        ]);
+        let r = c.runtime_resources.unwrap();
+        assert_eq!(r.requests.unwrap()["cpu"].0, "250m");
+        assert_eq!(r.limits.unwrap()["memory"].0, "1Gi");
+        assert!(OperatorConfig::defaults().runtime_resources.is_none());
+
+        let err = OperatorConfig::try_parse_from([
+            "x",
+            "--runtime-resources",
+            r#"{"requests": {"memory": "64 MB"}}"#,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("requests.memory: \"64 MB\" is not a Kubernetes quantity"), "{err}");
+        let err = OperatorConfig::try_parse_from(["x", "--runtime-resources", "cpu=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a ResourceRequirements object"), "{err}");
+    }
+
+    #[test]
+    fn quantities_are_checked_like_the_api_server_does() {
+        for ok in ["1", "100m", "0.5", "64Mi", "1Gi", "2e3", "1E+2", "+1", ".5"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "m", "64 Mi", "64MB", "1.2.3", "1e", "Mi64", "."] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
     }
 
     #[test]

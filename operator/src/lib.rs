@@ -180,6 +180,7 @@ async fn controllers(
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect(),
+                resources: config.runtime_resources.clone(),
             },
             identity: identity.to_string(),
         };

@@ -30,8 +30,9 @@ pub const CONTAINER: &str = "runtime";
 /// UID and GID the runtime runs as (non-root, as in distroless images).
 pub const RUNTIME_UID: i64 = 65532;
 
-/// The runtime image the operator was installed with, for Agents that set none.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The runtime image and pod resources the operator was installed with, for Agents that set
+/// none.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuntimeImage {
     /// Image reference.
     pub image: String,
@@ -39,6 +40,8 @@ pub struct RuntimeImage {
     pub pull_policy: Option<String>,
     /// Names of image pull secrets.
     pub pull_secrets: Vec<String>,
+    /// Requests and limits of the runtime container; `None`: [`default_resources`].
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Inputs of the Deployment that do not come from the Agent.
@@ -56,12 +59,15 @@ fn quantity(q: &str) -> Quantity {
     Quantity(q.to_string())
 }
 
-/// Requests and limits when the Agent sets none: small, as the runtime is.
-fn default_resources() -> ResourceRequirements {
+/// Requests and limits when neither the Agent nor the chart (`runtimeResources`) sets any. Set
+/// from `bench-runtime`: a pod holding the default `maxConcurrentInvocations` (128) in flight
+/// uses about 27 MB and, at 1 s per model call, 0.05 CPU; the memory limit leaves room for
+/// large conversations and replies.
+pub fn default_resources() -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
-            ("cpu".to_string(), quantity("50m")),
-            ("memory".to_string(), quantity("32Mi")),
+            ("cpu".to_string(), quantity("100m")),
+            ("memory".to_string(), quantity("64Mi")),
         ])),
         limits: Some(BTreeMap::from([("memory".to_string(), quantity("256Mi"))])),
         ..ResourceRequirements::default()
@@ -141,7 +147,12 @@ fn container(agent: &ValidatedAgent, inputs: &DeploymentInputs<'_>) -> Container
         }]),
         env: Some(env(agent)),
         env_from: spec.env_from.clone(),
-        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        resources: Some(
+            spec.resources
+                .clone()
+                .or_else(|| inputs.runtime.resources.clone())
+                .unwrap_or_else(default_resources),
+        ),
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/healthz", 10)),
         security_context: Some(SecurityContext {

@@ -8,6 +8,7 @@ fn runtime() -> RuntimeImage {
         image: "registry.example/agentry-runtime:1.0.0".into(),
         pull_policy: None,
         pull_secrets: vec![],
+        resources: None,
     }
 }
 
@@ -224,4 +225,35 @@ fn pod_level_overrides_from_the_spec_are_passed_through() {
 fn termination_grace_covers_the_drain_delay_and_the_invocation_deadline() {
     let d = build(WEATHER);
     assert_eq!(pod(&d).termination_grace_period_seconds, Some(75));
+}
+
+#[test]
+fn chart_runtime_resources_apply_when_the_agent_sets_none_and_the_agents_own_win() {
+    let requests = |d: &Deployment| {
+        let c = &pod(d).containers[0];
+        let r = c.resources.as_ref().unwrap();
+        (
+            r.requests.as_ref().unwrap()["cpu"].0.clone(),
+            r.requests.as_ref().unwrap()["memory"].0.clone(),
+        )
+    };
+    assert_eq!(
+        requests(&build(MINIMAL)),
+        ("100m".to_string(), "64Mi".to_string())
+    );
+    let chart: ResourceRequirements =
+        serde_json::from_str(r#"{"requests": {"cpu": "250m", "memory": "128Mi"}}"#).unwrap();
+    let r = RuntimeImage {
+        resources: Some(chart),
+        ..runtime()
+    };
+    assert_eq!(
+        requests(&build_with(MINIMAL, &r)),
+        ("250m".to_string(), "128Mi".to_string())
+    );
+    let own = format!("{MINIMAL}  resources: {{requests: {{cpu: 1, memory: 1Gi}}}}\n");
+    assert_eq!(
+        requests(&build_with(&own, &r)),
+        ("1".to_string(), "1Gi".to_string())
+    );
 }
