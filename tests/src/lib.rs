@@ -7,6 +7,7 @@
 //! - [`cluster`]: unique names, the Agent CRD and throwaway namespaces on that cluster.
 //! - [`fake_kube`]: an in-memory imitation of the API server, for operator benchmarks.
 //! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
+//! - [`lambda`]: a Lambda imitation speaking the `Invoke` wire format.
 //! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod fake_kube;
 pub mod fixtures;
 pub mod k8s;
+pub mod lambda;
 pub mod mcp;
 pub mod operator;
 pub mod process;

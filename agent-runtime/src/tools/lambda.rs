@@ -141,12 +141,33 @@ impl LambdaTool {
                     excerpt(err.message().unwrap_or("no message"), 500)
                 )
             }
-            other => format!(
-                "invoking the Lambda function {function} failed: {}",
-                crate::error_chain(other)
-            ),
+            other => match credentials_error(other) {
+                Some(e) => format!(
+                    "invoking the Lambda function {function} failed: the pod's AWS credentials could not be loaded: {}",
+                    crate::error_chain(e)
+                ),
+                None => format!(
+                    "invoking the Lambda function {function} failed: {}",
+                    crate::error_chain(other)
+                ),
+            },
         }
     }
+}
+
+/// The credentials failure somewhere in an SDK error's chain (the SDK reports it as a dispatch
+/// failure, which alone does not say what to fix).
+fn credentials_error<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e aws_credential_types::provider::error::CredentialsError> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref() {
+            return Some(c);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// How long to wait before the next attempt, if the error is worth retrying: throttling (429)
