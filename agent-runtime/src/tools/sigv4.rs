@@ -60,6 +60,7 @@ impl SigV4 {
         if request.url().host_str().is_none() {
             return Err("the request cannot be signed: its URL has no host".into());
         }
+        rfc3986_query(request.url_mut());
         let credentials = self.credentials.get().await.map_err(|e| {
             format!(
                 "the request cannot be signed for {service}: {}",
@@ -114,5 +115,54 @@ impl SigV4 {
             request.headers_mut().insert(name, value);
         }
         Ok(request)
+    }
+}
+
+/// Re-encodes the query in the form SigV4 signs (RFC 3986: every byte but `A-Z a-z 0-9 - _ . ~`
+/// percent-encoded, a space as `%20`), so the query sent is the query signed. A form-encoded
+/// query (`a+b`, as built from a tool's input) would otherwise be signed by one reading (space)
+/// and checked by AWS under another (`+`).
+fn rfc3986_query(url: &mut reqwest::Url) {
+    if url.query().is_none_or(str::is_empty) {
+        return;
+    }
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let encoded: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    url.set_query(Some(&encoded.join("&")));
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_encoded_query_is_re_encoded_as_sigv4_signs_it() {
+        let mut url = reqwest::Url::parse(
+            "https://api.example.com/prod/x?note=a+b%26c%3Dd%2F%C3%A9&limit=5&flag",
+        )
+        .unwrap();
+        rfc3986_query(&mut url);
+        assert_eq!(
+            url.query(),
+            Some("note=a%20b%26c%3Dd%2F%C3%A9&limit=5&flag=")
+        );
+        let mut plain = reqwest::Url::parse("https://api.example.com/prod/x").unwrap();
+        rfc3986_query(&mut plain);
+        assert_eq!(plain.as_str(), "https://api.example.com/prod/x");
     }
 }
