@@ -116,7 +116,8 @@ async fn both_calls_checked(
     token: Option<&str>,
 ) -> Vec<Value> {
     let k = key("AKIDAGENTRYTEST", "agentry/test+secret", token);
-    let verifier = SigV4Verifier::start(service.as_str(), signing_region, &[k.clone()]).await;
+    let verifier =
+        SigV4Verifier::start(service.as_str(), signing_region, std::slice::from_ref(&k)).await;
     let credentials = Credentials::new(
         &k.access_key,
         &k.secret,
