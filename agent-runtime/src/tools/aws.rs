@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use agentry_crds::runtime_config::{RuntimeConfig, ToolKindConfig};
+use agentry_crds::runtime_config::{AuthConfig, RuntimeConfig, ToolKindConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
@@ -26,6 +26,18 @@ pub(super) fn uses_aws(kind: &ToolKindConfig) -> bool {
         ToolKindConfig::Lambda(_) => true,
         ToolKindConfig::Http(h) => h.auth.is_some(),
         ToolKindConfig::OpenApi(o) => o.auth.is_some(),
+        ToolKindConfig::Agent(_) | ToolKindConfig::Mcp(_) => false,
+    }
+}
+
+/// Whether a tool that calls AWS takes its region from the chain (it names none itself, and a
+/// lambda tool's function is not a full ARN).
+pub(super) fn needs_chain_region(kind: &ToolKindConfig) -> bool {
+    let signs_without_region = |auth: Option<&AuthConfig>| matches!(auth, Some(AuthConfig::AwsSigV4(s)) if s.region.is_none());
+    match kind {
+        ToolKindConfig::Lambda(l) => l.region.is_none() && !l.function_name.starts_with("arn:"),
+        ToolKindConfig::Http(h) => signs_without_region(h.auth.as_ref()),
+        ToolKindConfig::OpenApi(o) => signs_without_region(o.auth.as_ref()),
         ToolKindConfig::Agent(_) | ToolKindConfig::Mcp(_) => false,
     }
 }
@@ -112,14 +124,18 @@ impl AwsTools {
     }
 
     /// One attempt to load the credentials in the background, so a pod without a usable AWS
-    /// identity says so in its log at start (the calls then fail with error results).
-    pub(super) fn check_at_start(&self, tools: Vec<String>) -> tokio::task::JoinHandle<()> {
+    /// identity says so in its log at start (the calls then fail with error results); and a
+    /// warning now if tools that need the chain's region (`regionless`) have none.
+    pub(super) fn check_at_start(
+        &self,
+        tools: Vec<String>,
+        regionless: Vec<String>,
+    ) -> tokio::task::JoinHandle<()> {
+        if self.region().is_none() && !regionless.is_empty() {
+            tracing::warn!(tools = %regionless.join(", "), "no AWS region is configured (AWS_REGION) and these tools name none: their calls fail until one is");
+        }
         let credentials = self.credentials.clone();
-        let region = self.region();
         tokio::spawn(async move {
-            if region.is_none() {
-                tracing::warn!(tools = %tools.join(", "), "no AWS region is configured (AWS_REGION); AWS tools without their own region will fail");
-            }
             match credentials.get().await {
                 Ok(_) => {
                     tracing::debug!(tools = %tools.join(", "), "AWS credentials for tools loaded")

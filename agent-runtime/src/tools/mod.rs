@@ -253,10 +253,16 @@ impl Toolbox {
             .filter(|t| aws::uses_aws(&t.kind))
             .map(|t| t.name.clone())
             .collect();
+        let regionless: Vec<String> = config
+            .tools
+            .iter()
+            .filter(|t| aws::needs_chain_region(&t.kind))
+            .map(|t| t.name.clone())
+            .collect();
         if let Some(aws) = &aws
             && !aws_tools.is_empty()
         {
-            tasks.push(aws.check_at_start(aws_tools));
+            tasks.push(aws.check_at_start(aws_tools, regionless));
         }
         Ok(Self {
             catalog,
