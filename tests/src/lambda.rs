@@ -53,6 +53,9 @@ pub enum Function {
     },
     /// Waits, then returns the event.
     Slow(Duration),
+    /// Throttles the first invoke asking for a wait of this many seconds (`Retry-After`), then
+    /// returns the event.
+    ThrottledOnceWithRetryAfter(u64),
 }
 
 impl Function {
@@ -208,6 +211,19 @@ async fn invoke(
             json!({"Type": "User", "message": format!("Function not found: arn:aws:lambda:us-east-1:123456789012:function:{function}")}),
         );
     };
+    if let Function::ThrottledOnceWithRetryAfter(seconds) = behaviour
+        && nth == 1
+    {
+        let mut response = aws_error(
+            429,
+            "TooManyRequestsException",
+            json!({"Type": "User", "message": "Rate Exceeded.", "Reason": "CallerRateLimitExceeded", "retryAfterSeconds": seconds.to_string()}),
+        );
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+        return response;
+    }
     // Unwrap the scripted failures that are used up by now.
     let mut used = 0;
     while let Function::ErrorsThen {
@@ -246,7 +262,7 @@ async fn invoke(
             .into_response()
     };
     match behaviour {
-        Function::Echo => ok(body.to_vec()),
+        Function::Echo | Function::ThrottledOnceWithRetryAfter(_) => ok(body.to_vec()),
         Function::Returns(bytes) => ok(bytes),
         Function::Slow(d) => {
             tokio::time::sleep(d).await;

@@ -194,6 +194,26 @@ async fn throttling_and_server_errors_are_retried_until_the_function_answers() {
 }
 
 #[tokio::test]
+async fn a_throttled_invoke_waits_as_long_as_retry_after_asks() {
+    let lambda = FakeLambda::start(&[("orders", Function::ThrottledOnceWithRetryAfter(1))]).await;
+    let (fake, rt) = start(
+        vec![lambda_tool("order_status", "orders", None, 5)],
+        &lambda,
+    )
+    .await;
+    let (result, took) = call_once(&fake, &rt, "order_status", json!({"orderId": "42"})).await;
+    assert_eq!(
+        result["content"][0]["json"],
+        json!({"orderId": "42"}),
+        "{result}"
+    );
+    assert_eq!(lambda.seen().len(), 2);
+    // Without the header the first retry comes after 50-100 ms.
+    assert!(took >= Duration::from_secs(1), "took {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
 async fn throttling_beyond_the_timeout_ends_in_an_error_result_within_the_timeout() {
     let lambda = FakeLambda::start(&[("orders", Function::always_throttled())]).await;
     let (fake, rt) = start(
