@@ -347,7 +347,7 @@ spec:
             URL_AGENT.replace("        url:", "        auth: {sigv4: true}\n        url:");
         assert_eq!(
             refusal(&manifest),
-            [".spec.tools[0].http.auth: field not declared in schema"]
+            [".spec.tools[0].http.auth.sigv4: field not declared in schema"]
         );
     }
 

@@ -3,7 +3,7 @@
 //! - [`config`]: the configuration, from the operator's ConfigMap or an Agent manifest;
 //! - [`machine`]: the loop as a state machine without I/O; [`invoke`] drives it;
 //! - [`bedrock`]: Converse and ConverseStream through the AWS SDK;
-//! - [`tools`]: HTTP and agent tools;
+//! - [`tools`]: the tools (HTTP, agent, MCP, Lambda) and their execution;
 //! - [`server`]: the HTTP API; [`listener`]: connections, their timeouts and the drain;
 //!   [`metrics`]: Prometheus.
 
@@ -180,7 +180,8 @@ async fn terminated() {
 /// Runs the runtime until SIGTERM, then drains (see [`serve`]).
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     let config = load(&cli)?;
-    let tools = tools::Toolbox::new(&config, |v| std::env::var(v).ok())?;
+    let aws = tools::load_aws(&config).await;
+    let tools = tools::Toolbox::with_aws(&config, |v| std::env::var(v).ok(), aws)?;
     let bedrock = bedrock::Bedrock::connect(&config, cli.max_reply_bytes).await?;
     let options = ServeOptions::from_cli(&cli, config.limits.timeout_seconds);
     let rt = Arc::new(invoke::Runtime {

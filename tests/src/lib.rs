@@ -7,6 +7,8 @@
 //! - [`cluster`]: unique names, the Agent CRD and throwaway namespaces on that cluster.
 //! - [`fake_kube`]: an in-memory imitation of the API server, for operator benchmarks.
 //! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
+//! - [`lambda`]: a Lambda imitation speaking the `Invoke` wire format; [`sigv4`]: botocore's
+//!   SigV4 signer as an independent verifier of signed requests.
 //! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
@@ -22,8 +24,10 @@ pub mod cluster;
 pub mod fake_kube;
 pub mod fixtures;
 pub mod k8s;
+pub mod lambda;
 pub mod mcp;
 pub mod operator;
 pub mod process;
 pub mod python;
 pub mod runtime;
+pub mod sigv4;

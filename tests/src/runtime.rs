@@ -1,6 +1,7 @@
 //! The runtime under test, in-process: served on a free port with an SDK configuration that
 //! points the real `aws-sdk-bedrockruntime` client at a [`FakeBedrock`] (test credentials, fast
-//! retries); and a scriptable HTTP tool server.
+//! retries); the tools' own AWS configuration (lambda tools, SigV4 auth); and a scriptable HTTP
+//! tool server.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +62,65 @@ pub async fn sdk_config(bedrock: &FakeBedrock) -> aws_config::SdkConfig {
         .await
 }
 
+/// The AWS configuration of the tools (not the model's): region `us-east-1`, the given
+/// credentials, every AWS endpoint at `endpoint` (a [`crate::lambda::FakeLambda`]) if given.
+pub async fn tools_aws(
+    endpoint: Option<String>,
+    credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(credentials);
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// Test credentials with a session token, as IRSA and EKS Pod Identity hand out.
+pub fn session_credentials(key: &str, secret: &str) -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new(
+        key,
+        secret,
+        Some(format!("token-of-{key}")),
+        None,
+        "agentry-tests",
+    )
+}
+
+/// Like [`start`], with the tools' AWS configuration (for lambda tools and SigV4 auth).
+///
+/// # Panics
+/// When the runtime cannot be built or bound.
+pub async fn start_with_aws(
+    config: RuntimeConfig,
+    bedrock: &FakeBedrock,
+    env: BTreeMap<String, String>,
+    aws: aws_config::SdkConfig,
+) -> RuntimeUnderTest {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    serve_on(
+        listener,
+        config,
+        bedrock,
+        env,
+        Some(aws),
+        quick_options(),
+        agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES,
+    )
+    .await
+}
+
+fn quick_options() -> agentry_runtime::ServeOptions {
+    agentry_runtime::ServeOptions {
+        drain_delay: Duration::ZERO,
+        grace: Duration::from_secs(30),
+        ..agentry_runtime::ServeOptions::default()
+    }
+}
+
 /// Starts the runtime for `config` against `bedrock`; `env` provides secret header values.
 ///
 /// # Panics
@@ -90,7 +150,16 @@ pub async fn start_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    serve_on(listener, config, bedrock, env, options, max_reply_bytes).await
+    serve_on(
+        listener,
+        config,
+        bedrock,
+        env,
+        None,
+        options,
+        max_reply_bytes,
+    )
+    .await
 }
 
 /// Like [`start`], on a listener the caller bound (to know the URL first).
@@ -103,17 +172,13 @@ pub async fn start_on(
     bedrock: &FakeBedrock,
     env: BTreeMap<String, String>,
 ) -> RuntimeUnderTest {
-    let options = agentry_runtime::ServeOptions {
-        drain_delay: Duration::ZERO,
-        grace: Duration::from_secs(30),
-        ..agentry_runtime::ServeOptions::default()
-    };
     serve_on(
         listener,
         config,
         bedrock,
         env,
-        options,
+        None,
+        quick_options(),
         agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES,
     )
     .await
@@ -124,10 +189,11 @@ async fn serve_on(
     config: RuntimeConfig,
     bedrock: &FakeBedrock,
     env: BTreeMap<String, String>,
+    aws: Option<aws_config::SdkConfig>,
     options: agentry_runtime::ServeOptions,
     max_reply_bytes: usize,
 ) -> RuntimeUnderTest {
-    let tools = Toolbox::new(&config, |v| env.get(v).cloned()).expect("tools");
+    let tools = Toolbox::with_aws(&config, |v| env.get(v).cloned(), aws).expect("tools");
     let sdk = sdk_config(bedrock).await;
     let client = Bedrock::with_sdk_config(&config, &sdk, max_reply_bytes).expect("bedrock client");
     let rt = Arc::new(Runtime {

@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::auth::Auth;
-use super::{Built, Call, Setup, ToolKind, read_capped};
+use super::{Built, Call, Setup, ToolKind, ToolsError, read_capped};
 use crate::bedrock::excerpt;
 use crate::conversation::{ResultContent, ResultStatus, ToolResult};
 
@@ -26,14 +26,14 @@ pub(super) fn build(
     setup: &Setup<'_>,
     config: &HttpToolConfig,
     headers: Vec<(HeaderName, HeaderValue)>,
-) -> Built {
+) -> Result<Built, ToolsError> {
     let kind = Arc::new(HttpTool {
         client: setup.client.clone(),
         url: config.url.clone(),
         method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
             .unwrap_or(reqwest::Method::POST),
         headers,
-        auth: Auth::none(),
+        auth: setup.auth(config.auth.as_ref())?,
     });
     setup.offer_one(
         kind.clone(),
@@ -41,7 +41,7 @@ pub(super) fn build(
         config.timeout_seconds,
         "http",
     );
-    Built { kind, task: None }
+    Ok(Built { kind, task: None })
 }
 
 impl ToolKind for HttpTool {

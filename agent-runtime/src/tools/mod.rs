@@ -2,22 +2,29 @@
 //! never an error of the invocation: a failed, unknown, timed-out or invalid-input call becomes
 //! a result with `status: error` and a message Claude can act on.
 //!
-//! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`]);
-//! [`Toolbox::new`] is the one registry that maps a configured kind to its module. What is
+//! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`],
+//! [`lambda`]); [`Toolbox::with_aws`] is the one registry that maps a configured kind to its
+//! module. Kinds that call AWS share the pod's AWS configuration ([`aws`]); HTTP requests that
+//! authenticate with SigV4 are signed last ([`auth`], [`sigv4`]). What is
 //! offered at a given moment lives in the [`catalog`]: http and agent tools are offered from the
 //! start, an MCP server's tools once it answers, and the offer's version changes with them.
 
 mod agent;
 mod auth;
+mod aws;
 mod catalog;
 mod http;
+mod lambda;
 pub mod mcp;
 pub mod schema;
+mod sigv4;
+
+pub use aws::{CredentialsError, load_aws, needs_aws};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentry_crds::runtime_config::{HeaderConfig, RuntimeConfig, ToolKindConfig};
+use agentry_crds::runtime_config::{AuthConfig, HeaderConfig, RuntimeConfig, ToolKindConfig};
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -25,6 +32,8 @@ use serde_json::{Value, json};
 use crate::bedrock::ToolSpec;
 use crate::conversation::{ToolResult, ToolUse};
 use crate::metrics::McpMetrics;
+use auth::Auth;
+use aws::AwsTools;
 use catalog::{Catalog, Entry};
 
 /// Key under which a streamed tool input that was not valid JSON is reported to the tool step.
@@ -64,7 +73,7 @@ pub struct Call<'a> {
 }
 
 /// One kind of tool. Boxed futures keep it object-safe, so the toolbox holds every kind the
-/// same way; a new kind is a new module and one arm in [`Toolbox::new`].
+/// same way; a new kind is a new module and one arm in [`Toolbox::with_aws`].
 pub trait ToolKind: Send + Sync + 'static {
     /// Runs one call; failures are error results, never panics or errors.
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult>;
@@ -98,6 +107,11 @@ pub enum ToolsError {
         /// The header.
         header: String,
     },
+    /// A tool calls AWS but the toolbox was built without an AWS configuration.
+    #[error(
+        "tool {0} calls AWS, but the runtime has no AWS configuration for tools (build the toolbox with Toolbox::with_aws)"
+    )]
+    NoAws(String),
     /// TEMPORARY while the lambda and openapi kinds are written.
     #[error("tool {0}: this kind is not built yet")]
     NotYetBuilt(String),
@@ -168,6 +182,8 @@ struct Setup<'a> {
     client: &'a reqwest::Client,
     catalog: &'a Arc<Catalog>,
     metrics: &'a McpMetrics,
+    /// The pod's AWS configuration, when a tool needs it.
+    aws: Option<&'a AwsTools>,
 }
 
 /// A kind built from its configuration, and its background work if it has any.
@@ -177,18 +193,31 @@ struct Built {
 }
 
 impl Toolbox {
-    /// Resolves the configured tools; `env` looks up secret header values. Must run inside a
-    /// tokio runtime: each MCP server gets a task that connects (retrying with backoff while
-    /// it is down) and offers its tools once it answers.
+    /// Resolves configured tools that need no AWS configuration (see [`Self::with_aws`]); a
+    /// lambda tool or SigV4 auth is refused with [`ToolsError::NoAws`].
     pub fn new(
         config: &RuntimeConfig,
         env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ToolsError> {
+        Self::with_aws(config, env, None)
+    }
+
+    /// Resolves the configured tools; `env` looks up secret header values, `aws` is the pod's
+    /// AWS configuration for lambda tools and SigV4 auth ([`load_aws`]; `None` when none
+    /// needs it). Must run inside a tokio runtime: each MCP server gets a task that connects
+    /// (retrying with backoff while it is down) and offers its tools once it answers, and AWS
+    /// credentials are loaded once in the background to warn early when they cannot be.
+    pub fn with_aws(
+        config: &RuntimeConfig,
+        env: impl Fn(&str) -> Option<String>,
+        aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, ToolsError> {
         let client = reqwest::Client::builder()
             .build()
             .map_err(ToolsError::Client)?;
         let catalog = Arc::new(Catalog::new(config.tools.len()));
         let mcp_metrics = McpMetrics::default();
+        let aws = aws.map(AwsTools::new);
         let mut kinds = Vec::new();
         let mut tasks = Vec::new();
         for (index, t) in config.tools.iter().enumerate() {
@@ -199,22 +228,41 @@ impl Toolbox {
                 client: &client,
                 catalog: &catalog,
                 metrics: &mcp_metrics,
+                aws: aws.as_ref(),
             };
             // The registry: one arm per kind.
             let built = match &t.kind {
                 ToolKindConfig::Http(h) => {
-                    http::build(&setup, h, headers(&t.name, &h.headers, &env)?)
+                    http::build(&setup, h, headers(&t.name, &h.headers, &env)?)?
                 }
                 ToolKindConfig::Agent(a) => agent::build(&setup, a),
                 ToolKindConfig::Mcp(m) => {
                     mcp::build(&setup, m, headers(&t.name, &m.headers, &env)?)
                 }
-                ToolKindConfig::Lambda(_) | ToolKindConfig::OpenApi(_) => {
+                ToolKindConfig::Lambda(l) => lambda::build(&setup, l)?,
+                ToolKindConfig::OpenApi(_) => {
                     return Err(ToolsError::NotYetBuilt(t.name.clone()));
                 }
             };
             kinds.push(built.kind);
             tasks.extend(built.task);
+        }
+        let aws_tools: Vec<String> = config
+            .tools
+            .iter()
+            .filter(|t| aws::uses_aws(&t.kind))
+            .map(|t| t.name.clone())
+            .collect();
+        let regionless: Vec<String> = config
+            .tools
+            .iter()
+            .filter(|t| aws::needs_chain_region(&t.kind))
+            .map(|t| t.name.clone())
+            .collect();
+        if let Some(aws) = &aws
+            && !aws_tools.is_empty()
+        {
+            tasks.push(aws.check_at_start(aws_tools, regionless));
         }
         Ok(Self {
             catalog,
@@ -351,6 +399,25 @@ async fn read_capped(mut response: reqwest::Response) -> Result<(Vec<u8>, bool),
 }
 
 impl Setup<'_> {
+    /// The authentication of a tool's HTTP requests, from its `auth` configuration: SigV4 with
+    /// the pod's credentials (one cache for every tool), for the configured region, else the
+    /// chain's. For every kind that sends through [`http::execute`].
+    pub(super) fn auth(&self, config: Option<&AuthConfig>) -> Result<Auth, ToolsError> {
+        match config {
+            None => Ok(Auth::none()),
+            Some(AuthConfig::AwsSigV4(sig)) => {
+                let aws = self
+                    .aws
+                    .ok_or_else(|| ToolsError::NoAws(self.name.to_string()))?;
+                Ok(Auth::SigV4(sigv4::SigV4::new(
+                    aws.credentials.clone(),
+                    sig.region.clone().or_else(|| aws.region()),
+                    sig.service,
+                )))
+            }
+        }
+    }
+
     /// The single entry of a one-tool kind (http, agent), offered from the start.
     fn offer_one(&self, kind: Arc<dyn ToolKind>, input_schema: Value, timeout: u32, what: &str) {
         self.catalog.set(
