@@ -139,8 +139,7 @@ pub fn from_agent_file(
         }
         (None, None) => return Err(LoadError::Local(format!("{p}: set spec.systemPrompt"))),
     };
-    let mut config =
-        agentry_crds::config_builder::runtime_config(
+    let mut config = agentry_crds::config_builder::runtime_config(
         &name,
         &namespace,
         &agent.spec,
