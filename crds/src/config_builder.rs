@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::openapi::Operation;
 use crate::runtime_config::{
-    AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig,
-    HeaderConfig, HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig,
-    OpenApiDocumentConfig, OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
-    SigV4Config, ToolConfig, ToolKindConfig,
+    AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig, HeaderConfig,
+    HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig, OpenApiDocumentConfig,
+    OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig, SigV4Config, ToolConfig,
+    ToolKindConfig,
 };
 use crate::{AgentSpec, HttpAuth, HttpHeader, KeyRef, ServiceRef, Tool, ToolKind};
 
@@ -249,7 +249,13 @@ spec:
     }
 
     fn weather() -> RuntimeConfig {
-        runtime_config("weather", "demo", &spec(WEATHER), "prompt", &OpenApiOperations::new())
+        runtime_config(
+            "weather",
+            "demo",
+            &spec(WEATHER),
+            "prompt",
+            &OpenApiOperations::new(),
+        )
     }
 
     #[test]
@@ -386,7 +392,13 @@ spec:
     #[test]
     fn input_schema_defaults_to_an_empty_object_schema() {
         let yaml = WEATHER.replace("        inputSchema: {type: object, properties: {city: {type: string}}, required: [city]}\n", "");
-        let c = runtime_config("weather", "demo", &spec(&yaml), "p", &OpenApiOperations::new());
+        let c = runtime_config(
+            "weather",
+            "demo",
+            &spec(&yaml),
+            "p",
+            &OpenApiOperations::new(),
+        );
         let ToolKindConfig::Http(http) = &c.tools[0].kind else {
             panic!()
         };

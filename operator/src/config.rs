@@ -102,7 +102,21 @@ fn is_quantity(text: &str) -> bool {
         && digits.chars().any(|c| c.is_ascii_digit());
     let suffix_ok = matches!(
         suffix,
-        "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
     ) || suffix
         .strip_prefix(['e', 'E'])
         .map(|exp| exp.trim_start_matches(['+', '-']))
@@ -119,7 +133,10 @@ fn parse_resources(text: &str) -> Result<ResourceRequirements, String> {
              {{\"requests\": {{\"cpu\": \"100m\", \"memory\": \"64Mi\"}}, \"limits\": {{\"memory\": \"256Mi\"}}}}"
         )
     })?;
-    for (section, map) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+    for (section, map) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
         for (name, quantity) in map.iter().flatten() {
             if !is_quantity(&quantity.0) {
                 return Err(format!(
@@ -182,7 +199,10 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("requests.memory: \"64 MB\" is not a Kubernetes quantity"), "{err}");
+        assert!(
+            err.contains("requests.memory: \"64 MB\" is not a Kubernetes quantity"),
+            "{err}"
+        );
         let err = OperatorConfig::try_parse_from(["x", "--runtime-resources", "cpu=1"])
             .unwrap_err()
             .to_string();

@@ -36,7 +36,9 @@ pub enum InvalidAgent {
     #[error("the Agent has no {0}: it was not read from the API server")]
     Metadata(&'static str),
     /// A tool sets no kind or several (only possible if the schema was bypassed).
-    #[error("spec.tools[{index}] ({name}) must set exactly one of http, lambda, openapi, agent or mcp")]
+    #[error(
+        "spec.tools[{index}] ({name}) must set exactly one of http, lambda, openapi, agent or mcp"
+    )]
     ToolKind {
         /// Position in `spec.tools`.
         index: usize,
