@@ -8,6 +8,8 @@
 //! cargo run --release -p agentry-tests --bin bench-runtime                 # the whole matrix
 //! cargo run --release -p agentry-tests --bin bench-runtime -- 1000 256 3072 json
 //!                                            # latency ms, in flight, invocations, json|stream
+//! cargo run --release -p agentry-tests --bin bench-runtime -- kinds [0 16 8000 json]
+//!                     # the same scenario with the tool call as http, lambda and openapi tool
 //! ```
 
 // A benchmark: when its setup fails, stopping loudly is the right outcome.
@@ -17,21 +19,25 @@
 mod bare;
 #[path = "bench_runtime/drive.rs"]
 mod drive;
+#[path = "bench_runtime/kinds.rs"]
+mod kinds;
 
 use std::time::{Duration, Instant};
 
-use agentry_crds::HttpMethod;
 use agentry_crds::limits::EffectiveLimits;
 use agentry_crds::runtime_config::*;
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
+use agentry_tests::lambda::{FakeLambda, Function};
 use agentry_tests::process::{Process, release_binary};
 use agentry_tests::runtime::{ToolBehaviour, ToolServer};
 use serde_json::{Value, json};
 
 use drive::{Scenario, Side};
+use kinds::Kind;
 
-/// The scripted model: a tool call first, the answer once the tool result is there.
-fn model(body: &Value) -> Script {
+/// The scripted model: a tool call first (through `kind`), the answer once the tool result is
+/// there.
+fn model(body: &Value, kind: Kind) -> Script {
     let last = &body["messages"]
         .as_array()
         .and_then(|m| m.last())
@@ -44,13 +50,13 @@ fn model(body: &Value) -> Script {
     } else {
         Script::Turn(Turn::tools(&[(
             "tooluse_1",
-            "top_song",
-            json!({"sign": "WZPZ"}),
+            kind.tool_name(),
+            kind.input(),
         )]))
     }
 }
 
-fn config(tool_url: String, in_flight: usize) -> RuntimeConfig {
+fn config(tools_url: &str, kind: Kind, in_flight: usize) -> RuntimeConfig {
     RuntimeConfig {
         api_version: RUNTIME_CONFIG_API_VERSION.into(),
         agent: AgentIdentity {
@@ -73,16 +79,9 @@ fn config(tool_url: String, in_flight: usize) -> RuntimeConfig {
             ..EffectiveLimits::default()
         },
         tools: vec![ToolConfig {
-            name: "top_song".into(),
+            name: kind.configured_name().into(),
             description: "Top song.".into(),
-            kind: ToolKindConfig::Http(HttpToolConfig {
-                url: tool_url,
-                method: HttpMethod::Post,
-                headers: vec![],
-                auth: None,
-                timeout_seconds: 5,
-                input_schema: json!({"type": "object"}),
-            }),
+            kind: kind.config(tools_url),
         }],
     }
 }
@@ -90,6 +89,7 @@ fn config(tool_url: String, in_flight: usize) -> RuntimeConfig {
 struct Setup {
     bedrock: FakeBedrock,
     tools: ToolServer,
+    lambda: FakeLambda,
     bin: std::path::PathBuf,
 }
 
@@ -97,11 +97,25 @@ impl Setup {
     fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = self.bedrock.process_env();
         env.push(("RUST_LOG", "warn".into()));
+        env.push(("AWS_ENDPOINT_URL_LAMBDA", self.lambda.url()));
         env
     }
 
+    /// Scripts the model for `s` with the tool call through `kind`.
+    fn script(&self, s: &Scenario, kind: Kind) {
+        let latency = s.latency;
+        self.bedrock.fallback(move |body| {
+            let step = model(body, kind);
+            if latency.is_zero() {
+                step
+            } else {
+                Script::Delay(latency, Box::new(step))
+            }
+        });
+    }
+
     /// A fresh runtime for `s`, on a free port, once `/readyz` answers.
-    async fn runtime(&self, s: &Scenario) -> (Process, String, std::path::PathBuf) {
+    async fn runtime(&self, s: &Scenario, kind: Kind) -> (Process, String, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!(
             "agentry-bench-runtime-{}-{}.json",
             std::process::id(),
@@ -109,7 +123,7 @@ impl Setup {
         ));
         std::fs::write(
             &path,
-            config(self.tools.url("/top_song"), s.in_flight).to_json(),
+            config(&self.tools.url(""), kind, s.in_flight).to_json(),
         )
         .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -160,8 +174,9 @@ impl Setup {
     }
 
     /// The scenario against agentry-runtime.
-    async fn run_runtime(&self, s: &Scenario) -> Side {
-        let (p, url, path) = self.runtime(s).await;
+    async fn run_runtime(&self, s: &Scenario, kind: Kind) -> Side {
+        self.script(s, kind);
+        let (p, url, path) = self.runtime(s, kind).await;
         let side = drive::runtime(&url, p.pid(), s).await;
         // A graceful stop, so a profiler the runtime runs under writes its data.
         let mut p = p;
@@ -198,7 +213,7 @@ async fn start_to_ready(setup: &Setup) -> (f64, f64, f64) {
     let mut ms = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let (p, _, path) = setup.runtime(&s).await;
+        let (p, _, path) = setup.runtime(&s, Kind::Http).await;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         drop(p);
         let _ = std::fs::remove_file(path);
@@ -216,23 +231,23 @@ async fn main() {
         println!("{}", serde_json::to_string(&side).unwrap());
         return;
     }
+    if args.first().map(String::as_str) == Some("kinds") {
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let words = if words.is_empty() {
+            vec!["0", "16", "8000", "json"]
+        } else {
+            words
+        };
+        let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
+        return compare_kinds(&setup().await, &s).await;
+    }
     let scenarios = if args.is_empty() {
         Scenario::matrix()
     } else {
         let words: Vec<&str> = args.iter().map(String::as_str).collect();
         vec![Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"))]
     };
-    let bedrock = FakeBedrock::start().await.expect("fake bedrock");
-    let tools = ToolServer::start(&[(
-        "/top_song",
-        ToolBehaviour::Json(json!({"song": "Elemental Hotel", "artist": "8 Storey Hike"})),
-    )])
-    .await;
-    let setup = Setup {
-        bedrock,
-        tools,
-        bin: release_binary("agentry-runtime", "agentry-runtime"),
-    };
+    let setup = setup().await;
     println!(
         "one tool round trip = 2 model calls + 1 HTTP tool call; model latency per call as given; 2 cores shared with the load generator and imitations"
     );
@@ -240,19 +255,54 @@ async fn main() {
     println!("start to ready: median {med:.1} ms (min {lo:.1}, max {hi:.1})");
     println!("{}", drive::HEADER);
     for s in &scenarios {
-        let latency = s.latency;
-        setup.bedrock.fallback(move |body| {
-            let step = model(body);
-            if latency.is_zero() {
-                step
-            } else {
-                Script::Delay(latency, Box::new(step))
-            }
-        });
-        let runtime = setup.run_runtime(s).await;
+        let runtime = setup.run_runtime(s, Kind::Http).await;
         let bare = setup.run_bare(s).await;
         println!("{}", drive::row(s, "agentry-runtime", &runtime));
         println!("{}", drive::row(s, "bare SDK loop", &bare));
         println!("{}", drive::compare(&runtime, &bare));
+    }
+}
+
+/// The imitations and the release binary.
+async fn setup() -> Setup {
+    let song = json!({"song": "Elemental Hotel", "artist": "8 Storey Hike"});
+    let bedrock = FakeBedrock::start().await.expect("fake bedrock");
+    let tools = ToolServer::start(&[("/top_song", ToolBehaviour::Json(song.clone()))]).await;
+    let lambda = FakeLambda::start(&[(
+        "top_song",
+        Function::Returns(serde_json::to_vec(&song).unwrap()),
+    )])
+    .await;
+    Setup {
+        bedrock,
+        tools,
+        lambda,
+        bin: release_binary("agentry-runtime", "agentry-runtime"),
+    }
+}
+
+/// One scenario with the tool call through each kind, each in a fresh runtime, and each kind's
+/// CPU per invocation against the http tool's.
+async fn compare_kinds(setup: &Setup, s: &Scenario) {
+    println!(
+        "one tool round trip = 2 model calls + 1 tool call, as an http, lambda and openapi tool"
+    );
+    println!("{}", drive::HEADER);
+    let mut http_cpu = None;
+    for kind in Kind::ALL {
+        let side = setup.run_runtime(s, kind).await;
+        println!(
+            "{}",
+            drive::row(s, &format!("runtime, {} tool", kind.name()), &side)
+        );
+        let base = *http_cpu.get_or_insert(side.cpu_s_per_1000);
+        if kind != Kind::Http {
+            println!(
+                "|  |  |  | {} / http | | | | | | | {:.2}x ({:+.3} ms per call) | |",
+                kind.name(),
+                side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
+                side.cpu_s_per_1000 - base
+            );
+        }
     }
 }
