@@ -2,16 +2,19 @@
 //! never an error of the invocation: a failed, unknown, timed-out or invalid-input call becomes
 //! a result with `status: error` and a message Claude can act on.
 //!
-//! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`]);
+//! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`],
+//! [`openapi`]);
 //! [`Toolbox::new`] is the one registry that maps a configured kind to its module. What is
 //! offered at a given moment lives in the [`catalog`]: http and agent tools are offered from the
-//! start, an MCP server's tools once it answers, and the offer's version changes with them.
+//! start, an MCP server's tools once it answers, an openapi tool's operations once its document
+//! is converted, and the offer's version changes with them.
 
 mod agent;
 mod auth;
 mod catalog;
 mod http;
 pub mod mcp;
+pub mod openapi;
 pub mod schema;
 
 use std::sync::Arc;
@@ -69,9 +72,16 @@ pub trait ToolKind: Send + Sync + 'static {
     /// Runs one call; failures are error results, never panics or errors.
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult>;
 
-    /// This tool's state for `/readyz`, if it has one worth reporting (MCP servers do).
+    /// This tool's state for `/readyz`, if it has one worth reporting (MCP servers and openapi
+    /// tools do).
     fn readiness(&self) -> Option<Value> {
         None
+    }
+
+    /// The `/readyz` list [`ToolKind::readiness`] goes in: `mcpServers` unless the kind says
+    /// otherwise (openapi tools: [`openapi::READINESS_KEY`]).
+    fn readiness_key(&self) -> &'static str {
+        "mcpServers"
     }
 }
 
@@ -209,7 +219,17 @@ impl Toolbox {
                 ToolKindConfig::Mcp(m) => {
                     mcp::build(&setup, m, headers(&t.name, &m.headers, &env)?)
                 }
-                ToolKindConfig::Lambda(_) | ToolKindConfig::OpenApi(_) => {
+                ToolKindConfig::OpenApi(o) => {
+                    // LEAD: wire to the SigV4 constructor (Auth from Option<&AuthConfig>) on merge.
+                    let auth = match &o.auth {
+                        None => auth::Auth::none(),
+                        Some(_) => {
+                            return Err(ToolsError::NotYetBuilt(format!("{} (auth)", t.name)));
+                        }
+                    };
+                    openapi::build(&setup, o, headers(&t.name, &o.headers, &env)?, auth)
+                }
+                ToolKindConfig::Lambda(_) => {
                     return Err(ToolsError::NotYetBuilt(t.name.clone()));
                 }
             };
@@ -234,11 +254,22 @@ impl Toolbox {
         self.mcp_metrics.clone()
     }
 
-    /// The state of each tool that has one (MCP servers), for the `/readyz` body:
-    /// `{"mcpServers": [{"tool", "url", "state", "error"?, "toolsOffered", "refused"?}]}`.
+    /// The state of each tool that has one, for the `/readyz` body:
+    /// `{"mcpServers": [{"tool", "url", "state", "error"?, "toolsOffered", "refused"?}],
+    /// "openApiTools": [{"tool", "document", "state", "error"?, "operationsOffered", ...}]}`
+    /// (see [`openapi`]).
     pub fn readiness(&self) -> Value {
-        let servers: Vec<Value> = self.kinds.iter().filter_map(|k| k.readiness()).collect();
-        json!({ "mcpServers": servers })
+        let mut body = json!({ "mcpServers": [], openapi::READINESS_KEY: [] });
+        for kind in &self.kinds {
+            if let Some(state) = kind.readiness()
+                && let Some(list) = body
+                    .get_mut(kind.readiness_key())
+                    .and_then(Value::as_array_mut)
+            {
+                list.push(state);
+            }
+        }
+        body
     }
 
     /// Runs one call; always returns a result.
