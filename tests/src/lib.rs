@@ -7,6 +7,7 @@
 //! - [`cluster`]: unique names, the Agent CRD and throwaway namespaces on that cluster.
 //! - [`fake_kube`]: an in-memory imitation of the API server, for operator benchmarks.
 //! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
+//! - [`api_server`]: a recording HTTP API that also serves OpenAPI documents.
 //! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
@@ -16,6 +17,7 @@
 // right outcome (each such function documents it under `# Panics`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod api_server;
 pub mod bedrock;
 pub mod chart;
 pub mod cluster;
