@@ -259,4 +259,23 @@ mod tests {
         );
         assert!(name_conflicts(&with_openapi("").spec, &openapi).is_empty());
     }
+
+    #[test]
+    fn the_example_agent_offers_its_selected_operations_from_its_config_map() {
+        use serde::Deserialize;
+        let text = include_str!("../../../examples/openapi-tools.yaml");
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(text)
+            .map(serde_yaml::Value::deserialize)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let cm: ConfigMap = serde_yaml::from_value(docs[0].clone()).unwrap();
+        let a: Agent = serde_yaml::from_value(docs[1].clone()).unwrap();
+        let refs = document_refs(&a.spec);
+        let ops = operations_of(&refs[0], "demo", cm.data.as_ref()).unwrap();
+        let names: Vec<&str> = ops.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["pets_get_pets", "pets_CreatePet", "pets_get_pets_by_petId"]
+        );
+    }
 }
