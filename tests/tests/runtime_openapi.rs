@@ -385,3 +385,23 @@ async fn a_document_url_answering_404_fails_at_once_without_retrying() {
         format!("fetching {} answered HTTP 404", api.url("/missing.json"))
     );
 }
+
+#[tokio::test]
+async fn a_document_the_operator_could_not_use_offers_nothing_and_points_at_the_agents_condition() {
+    let api = ApiServer::start(vec![], 0).await;
+    let tool = openapi_tool(
+        "pets",
+        api.url(""),
+        OpenApiDocumentConfig::Operations(vec![]),
+    );
+    let fake = FakeBedrock::start().await.unwrap();
+    let rt = runtime::start(config(vec![tool], limits()), &fake, env()).await;
+    let ready = settled(&rt).await;
+    let state = &ready["openApiTools"][0];
+    assert_eq!(state["state"], "failed", "{ready}");
+    assert_eq!(state["document"], "configMap");
+    assert_eq!(
+        state["error"],
+        "the operator could not use the document: see the Agent's ToolsResolved condition"
+    );
+}

@@ -85,6 +85,14 @@ pub(super) fn build(
         }),
     });
     let task = match &config.document {
+        // The operator leaves the list empty when it could not use the document.
+        OpenApiDocumentConfig::Operations(ops) if ops.is_empty() => {
+            tool.fail(
+                "the operator could not use the document: see the Agent's ToolsResolved condition"
+                    .into(),
+            );
+            None
+        }
         OpenApiDocumentConfig::Operations(ops) => {
             tool.offer(ops.clone(), Vec::new());
             None
