@@ -48,6 +48,14 @@ struct Shared {
     seen: Mutex<Vec<ApiRequest>>,
     unavailable: AtomicUsize,
     fetches: AtomicUsize,
+    fetch_headers: Mutex<Vec<BTreeMap<String, String>>>,
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
 }
 
 /// The API server on 127.0.0.1; stops when dropped.
@@ -72,6 +80,11 @@ async fn handle(
 ) -> Response {
     if let Some(doc) = shared.documents.iter().find(|d| d.path == uri.path()) {
         shared.fetches.fetch_add(1, Ordering::SeqCst);
+        shared
+            .fetch_headers
+            .lock()
+            .unwrap()
+            .push(header_map(&headers));
         let down = shared
             .unavailable
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -91,10 +104,7 @@ async fn handle(
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(String::from),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect(),
+        headers: header_map(&headers),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     shared.seen.lock().unwrap().push(request.clone());
@@ -137,5 +147,10 @@ impl ApiServer {
     /// How many times a document was fetched (503 answers included).
     pub fn fetches(&self) -> usize {
         self.shared.fetches.load(Ordering::SeqCst)
+    }
+
+    /// The headers of each document fetch, in order.
+    pub fn fetch_headers(&self) -> Vec<BTreeMap<String, String>> {
+        self.shared.fetch_headers.lock().unwrap().clone()
     }
 }

@@ -144,7 +144,7 @@ async fn petstore_operations_are_offered_and_calls_land_with_method_path_query_h
     let list = find(&seen, "GET", "/v1/pets");
     assert_eq!(
         list.query.as_deref(),
-        Some("limit=5&tags=cat&tags=black+cat&status=available")
+        Some("limit=5&tags=cat&tags=black%20cat&status=available")
     );
     assert_eq!(list.headers["x-request-id"], "r-1");
     assert_eq!(list.headers["x-api-key"], "k-123");
@@ -229,6 +229,11 @@ async fn an_api_gateway_export_at_a_url_is_fetched_at_start_while_the_server_com
         "{ready}"
     );
     assert_eq!(api.fetches(), 3, "two 503s, then the document");
+    let fetch = api.fetch_headers().pop().unwrap();
+    assert_eq!(
+        fetch["x-api-key"], "k-123",
+        "the tool's headers reach the document too"
+    );
     let results = call(
         &fake,
         &rt,
@@ -313,7 +318,7 @@ async fn a_selected_operation_of_a_3_1_document_at_a_url_fills_comma_joined_and_
     assert_eq!(offered(&fake.captured()[0].body), [name]);
     let seen = api.seen();
     let get = find(&seen, "GET", "/orders/o-1");
-    assert_eq!(get.query.as_deref(), Some("fields=id%2Ctotal&id=q"));
+    assert_eq!(get.query.as_deref(), Some("fields=id,total&id=q"));
 }
 
 #[tokio::test]

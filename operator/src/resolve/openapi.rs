@@ -83,7 +83,13 @@ pub fn operations_of(
         });
     };
     openapi::convert(doc.tool, text, doc.operations)
-        .map(|c| c.operations)
+        .map(|c| {
+            for s in &c.skipped {
+                // Not a problem (the others are offered), but the author should hear of it.
+                tracing::info!(tool = doc.tool, config_map = %where_, skipped = %s, "OpenAPI operation not offered");
+            }
+            c.operations
+        })
         .map_err(|e| Problem {
             reason: "OpenApiDocumentInvalid",
             message: format!("{e} ({where_}, key {:?})", doc.key),

@@ -1,6 +1,6 @@
 //! One call of an OpenAPI operation as an HTTP request: path parameters percent-encoded as path
 //! segments (style `simple`), query parameters in style `form` (arrays repeated, or
-//! comma-joined with `explode: false`), header parameters in style `simple`, the JSON body with
+//! comma-joined with `explode: false`; percent-encoded, a space as `%20`), header parameters in style `simple`, the JSON body with
 //! the document's media type, then the tool's configured headers (which win over a header
 //! parameter of the same name: they carry keys the author set).
 
@@ -32,20 +32,40 @@ fn simple(v: &Value, explode: bool) -> String {
     }
 }
 
-/// Style `form`: the query pairs of one parameter.
-fn form(name: &str, v: &Value, explode: bool) -> Vec<(String, String)> {
+/// Style `form`: the query pairs of one parameter, percent-encoded (RFC 3986, so a space is
+/// `%20`, never `+`). Arrays and objects repeat the parameter when exploded, else join their
+/// items with literal commas (`fields=id,name`; a comma inside an item is `%2C`).
+fn form(name: &str, v: &Value, explode: bool) -> Vec<String> {
+    let name = encode(name);
+    let join = |items: Vec<String>| items.join(",");
     match (v, explode) {
         (Value::Array(items), true) => items
             .iter()
-            .map(|i| (name.to_string(), scalar(i)))
+            .map(|i| format!("{name}={}", encode(&scalar(i))))
             .collect(),
-        (Value::Object(map), true) => map.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
-        (other, _) => vec![(name.to_string(), simple(other, false))],
+        (Value::Object(map), true) => map
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(&scalar(v))))
+            .collect(),
+        (Value::Array(items), false) => vec![format!(
+            "{name}={}",
+            join(items.iter().map(|i| encode(&scalar(i))).collect())
+        )],
+        (Value::Object(map), false) => vec![format!(
+            "{name}={}",
+            join(
+                map.iter()
+                    .flat_map(|(k, v)| [encode(k), encode(&scalar(v))])
+                    .collect()
+            )
+        )],
+        (other, _) => vec![format!("{name}={}", encode(&scalar(other)))],
     }
 }
 
-/// Percent-encodes `text` as one path segment: everything but RFC 3986's unreserved characters.
-fn segment(text: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters: a path segment, or a
+/// query name or value.
+fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -78,10 +98,10 @@ fn fill_path(op: &Operation, input: &Value) -> Result<String, String> {
         }
         let greedy = format!("{{{}+}}", p.name);
         path = if path.contains(&greedy) {
-            let encoded: Vec<String> = text.split('/').map(segment).collect();
+            let encoded: Vec<String> = text.split('/').map(encode).collect();
             path.replace(&greedy, &encoded.join("/"))
         } else {
-            path.replace(&format!("{{{}}}", p.name), &segment(&text))
+            path.replace(&format!("{{{}}}", p.name), &encode(&text))
         };
     }
     Ok(path)
@@ -119,7 +139,12 @@ pub(super) fn build(
         }
     }
     if !pairs.is_empty() {
-        url.query_pairs_mut().extend_pairs(pairs);
+        let added = pairs.join("&");
+        let query = match url.query() {
+            Some(q) if !q.is_empty() => format!("{q}&{added}"),
+            _ => added,
+        };
+        url.set_query(Some(&query));
     }
     let method = reqwest::Method::from_bytes(op.method.as_bytes())
         .map_err(|_| format!("the operation's method {} is invalid", op.method))?;
@@ -195,7 +220,7 @@ mod tests {
         let r = build(&client, "http://127.0.0.1:9/v1/", &o, &[], &input).unwrap();
         assert_eq!(
             r.url().as_str(),
-            "http://127.0.0.1:9/v1/pets/a%20b%2Fc/toys?tags=x&tags=y%26z&fields=id%2Cname"
+            "http://127.0.0.1:9/v1/pets/a%20b%2Fc/toys?tags=x&tags=y%26z&fields=id,name"
         );
         assert_eq!(r.headers()["x-trace"], "7");
         assert_eq!(r.headers()[CONTENT_TYPE], "application/merge-patch+json");
@@ -225,21 +250,14 @@ mod tests {
     }
 
     #[test]
-    fn objects_follow_the_style_rules() {
+    fn objects_and_arrays_follow_the_style_rules_and_spaces_are_percent_encoded() {
         let v = json!({"R": 100, "G": 200});
         assert_eq!(simple(&v, false), "G,200,R,100");
         assert_eq!(simple(&v, true), "G=200,R=100");
-        assert_eq!(
-            form("color", &v, true),
-            [
-                ("G".to_string(), "200".to_string()),
-                ("R".into(), "100".into())
-            ]
-        );
-        assert_eq!(
-            form("color", &v, false),
-            [("color".to_string(), "G,200,R,100".to_string())]
-        );
+        assert_eq!(form("color", &v, true), ["G=200", "R=100"]);
+        assert_eq!(form("color", &v, false), ["color=G,200,R,100"]);
+        assert_eq!(form("q", &json!("a b+c"), true), ["q=a%20b%2Bc"]);
+        assert_eq!(form("f", &json!(["a,b", "c"]), false), ["f=a%2Cb,c"]);
     }
 
     #[test]
