@@ -3,7 +3,10 @@
 //! Input properties are named in order path, query, header parameters, then the body: each takes
 //! its parameter's name (the body: `body`); a name already taken gets its location as a prefix
 //! (`query_id`, `header_id`; the body: `request_body`), and if that is taken too, `_2`, `_3`, …
-//! Deterministic, so the same document always gives the same schema.
+//! Bedrock takes only property names matching `^[a-zA-Z0-9_.-]{1,64}$`, so other characters
+//! become `_` and longer names are cut (`filter[status]` is the property `filter_status_`; the
+//! request still carries `filter[status]`). Deterministic, so the same document always gives
+//! the same schema.
 //!
 //! What cannot be sent faithfully makes the operation [`Unsupported`]: cookie parameters,
 //! parameters described by `content`, serialization styles other than `simple` (path, header)
@@ -102,15 +105,33 @@ fn parameters(r: &Resolver<'_>, site: &Site<'_>, at: &str) -> Result<Vec<Raw>, F
     Ok(out)
 }
 
+/// Longest property name Bedrock takes.
+const MAX_PROPERTY: usize = 64;
+
+/// `name` as a property name Bedrock takes, at most `max` characters.
+fn safe(name: &str, max: usize) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
 /// A property name not yet in `taken`: `preferred`, else `prefixed`, else `prefixed_2`, ….
 fn property(taken: &mut BTreeSet<String>, preferred: &str, prefixed: &str) -> String {
-    let mut name = preferred.to_string();
+    let mut name = safe(preferred, MAX_PROPERTY);
     let mut n = 1;
-    while taken.contains(&name) {
+    while name.is_empty() || taken.contains(&name) {
         name = if n == 1 {
-            prefixed.to_string()
+            safe(prefixed, MAX_PROPERTY)
         } else {
-            format!("{prefixed}_{n}")
+            let suffix = format!("_{n}");
+            format!("{}{suffix}", safe(prefixed, MAX_PROPERTY - suffix.len()))
         };
         n += 1;
     }

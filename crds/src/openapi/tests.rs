@@ -361,3 +361,32 @@ fn operations_round_trip_through_the_runtime_config_json() {
     let back: Vec<Operation> = serde_json::from_str(&text).unwrap();
     assert_eq!(back, c.operations);
 }
+
+#[test]
+fn property_names_are_made_valid_for_bedrock_and_the_wire_name_kept() {
+    let text = doc(
+        "  /s:\n    get:\n      parameters:\n        - {name: 'filter[status]', in: query, schema: {type: string}}\n        - {name: 'filter]status[', in: query, schema: {type: string}}\n        - {name: '$top', in: query, schema: {type: integer}}\n      responses: {}\n",
+    );
+    let c = convert("t", &text, &[]).unwrap();
+    let wire: Vec<(&str, &str)> = c.operations[0]
+        .parameters
+        .iter()
+        .map(|p| (p.name.as_str(), p.property.as_str()))
+        .collect();
+    assert_eq!(
+        wire,
+        [
+            ("filter[status]", "filter_status_"),
+            ("filter]status[", "query_filter_status_"),
+            ("$top", "_top")
+        ]
+    );
+    let props = c.operations[0].input_schema["properties"]
+        .as_object()
+        .unwrap();
+    assert!(props.keys().all(|k| {
+        k.len() <= 64
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    }));
+}
