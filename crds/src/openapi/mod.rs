@@ -46,6 +46,9 @@ pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 /// Largest total of one tool's converted operations, in bytes of JSON: they travel in the
 /// Agent's runtime ConfigMap, which Kubernetes caps at 1 MiB.
 pub const MAX_TOTAL_BYTES: usize = 512 * 1024;
+/// Largest total of the converted operations of all of one Agent's ConfigMap-held documents
+/// (the operator checks it), leaving room in the runtime ConfigMap for the rest.
+pub const MAX_AGENT_BYTES: usize = 768 * 1024;
 /// Longest description, in characters; longer ones are cut and end in `…`.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// The methods that are operations, in the order a path's operations are offered.
@@ -196,24 +199,20 @@ impl Candidate<'_> {
 }
 
 /// Every operation of `doc`, in path order, and the ANY methods skipped.
-fn candidates<'a>(
-    tool: &str,
-    doc: &'a Value,
-    skipped: &mut Vec<Skipped>,
-) -> Result<Vec<Candidate<'a>>, OpenApiError> {
+fn candidates<'a>(doc: &'a Value, skipped: &mut Vec<Skipped>) -> Vec<Candidate<'a>> {
     let mut out = Vec::new();
     let paths = doc.get("paths").and_then(Value::as_object);
     let mut paths: Vec<(&String, &Value)> = paths.into_iter().flatten().collect();
     paths.sort_by(|a, b| a.0.cmp(b.0));
     for (path, item) in paths {
         if item.get("$ref").is_some() {
-            return Err(OpenApiError::Unsupported {
-                tool: tool.into(),
+            skipped.push(Skipped {
                 operation_id: "(every operation of the path)".into(),
                 at: path.clone(),
                 reason: "path items given by $ref are not supported; write the path item inline"
                     .into(),
             });
+            continue;
         }
         if item.get("x-amazon-apigateway-any-method").is_some() {
             skipped.push(Skipped {
@@ -242,7 +241,7 @@ fn candidates<'a>(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// The operations of document `text` for the Agent tool `tool`: those named in `selected`
@@ -250,7 +249,7 @@ fn candidates<'a>(
 pub fn convert(tool: &str, text: &str, selected: &[String]) -> Result<Conversion, OpenApiError> {
     let doc = document::parse(tool, text)?;
     let mut skipped = Vec::new();
-    let all = candidates(tool, &doc, &mut skipped)?;
+    let all = candidates(&doc, &mut skipped);
     let chosen: Vec<&Candidate<'_>> = if selected.is_empty() {
         if all.len() > MAX_OPERATIONS {
             return Err(OpenApiError::TooManyOperations {

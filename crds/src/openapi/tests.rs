@@ -390,3 +390,11 @@ fn property_names_are_made_valid_for_bedrock_and_the_wire_name_kept() {
                 .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     }));
 }
+
+#[test]
+fn a_path_item_given_by_ref_is_skipped_and_the_others_offered() {
+    let text = doc("  /r: {$ref: '#/components/pathItems/R'}\n  /ok:\n    get: {responses: {}}\n");
+    let c = convert("t", &text, &[]).unwrap();
+    assert_eq!(ids(&c), ["get_ok"]);
+    assert_eq!(c.skipped[0].at, "/r");
+}

@@ -133,6 +133,25 @@ pub fn name_conflicts(spec: &AgentSpec, openapi: &OpenApiOperations) -> Vec<Prob
     problems
 }
 
+/// Adds `ops` to the Agent's running `total`; a tool whose operations push it over
+/// [`openapi::MAX_AGENT_BYTES`] offers none.
+fn within_budget(total: &mut usize, tool: &str, ops: &[Operation]) -> Result<(), Problem> {
+    let size = serde_json::to_string(ops).map_or(0, |t| t.len());
+    if *total + size > openapi::MAX_AGENT_BYTES {
+        return Err(Problem {
+            reason: "OpenApiDocumentInvalid",
+            message: format!(
+                "tool {tool}: its operations take {size} bytes converted, more than the {} left \
+                 in the runtime ConfigMap by the Agent's other OpenAPI tools; select fewer \
+                 operations",
+                openapi::MAX_AGENT_BYTES - *total
+            ),
+        });
+    }
+    *total += size;
+    Ok(())
+}
+
 /// Reads and converts every ConfigMap-held document of `spec` in `namespace`.
 pub async fn resolve(
     client: &kube::Client,
@@ -143,6 +162,7 @@ pub async fn resolve(
     let mut read: BTreeMap<&str, Option<BTreeMap<String, String>>> = BTreeMap::new();
     let mut operations = OpenApiOperations::new();
     let mut problems = Vec::new();
+    let mut total = 0;
     for doc in document_refs(spec) {
         if !read.contains_key(doc.config_map) {
             let cm = api
@@ -158,9 +178,12 @@ pub async fn resolve(
         }
         let data = read.get(doc.config_map).and_then(Option::as_ref);
         match operations_of(&doc, namespace, data) {
-            Ok(ops) => {
-                operations.insert(doc.tool.to_string(), ops);
-            }
+            Ok(ops) => match within_budget(&mut total, doc.tool, &ops) {
+                Ok(()) => {
+                    operations.insert(doc.tool.to_string(), ops);
+                }
+                Err(p) => problems.push(p),
+            },
             Err(p) => problems.push(p),
         }
     }
@@ -282,6 +305,31 @@ mod tests {
         assert_eq!(
             names,
             ["pets_get_pets", "pets_CreatePet", "pets_get_pets_by_petId"]
+        );
+    }
+
+    #[test]
+    fn operations_over_the_agents_budget_are_refused_for_the_tool_that_exceeds_it() {
+        let a = with_openapi("");
+        let refs = document_refs(&a.spec);
+        let ops = operations_of(&refs[0], "demo", Some(&data(PETSTORE))).unwrap();
+        let size = serde_json::to_string(&ops).unwrap().len();
+        let mut total = openapi::MAX_AGENT_BYTES - size;
+        assert_eq!(within_budget(&mut total, "pets", &ops), Ok(()));
+        assert_eq!(total, openapi::MAX_AGENT_BYTES);
+        let p = within_budget(&mut total, "more", &ops).unwrap_err();
+        assert_eq!(p.reason, "OpenApiDocumentInvalid");
+        assert!(
+            p.message.starts_with(&format!(
+                "tool more: its operations take {size} bytes converted, more than the 0 left"
+            )),
+            "{}",
+            p.message
+        );
+        assert_eq!(
+            total,
+            openapi::MAX_AGENT_BYTES,
+            "the refused tool adds nothing"
         );
     }
 }
