@@ -220,11 +220,14 @@ impl Toolbox {
                     mcp::build(&setup, m, headers(&t.name, &m.headers, &env)?)
                 }
                 ToolKindConfig::OpenApi(o) => {
-                    // LEAD: wire to the SigV4 constructor (Auth from Option<&AuthConfig>) on merge.
+                    // LEAD: replace this `let` with the SigV4 constructor (Auth from
+                    // Option<&AuthConfig>, o.auth.as_ref()) on merge; until then a configured
+                    // auth is refused, never dropped.
                     let auth = match &o.auth {
                         None => auth::Auth::none(),
                         Some(_) => {
-                            return Err(ToolsError::NotYetBuilt(format!("{} (auth)", t.name)));
+                            let what = format!("{} (its auth.awsSigV4)", t.name);
+                            return Err(ToolsError::NotYetBuilt(what));
                         }
                     };
                     openapi::build(&setup, o, headers(&t.name, &o.headers, &env)?, auth)
