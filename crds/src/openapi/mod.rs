@@ -18,7 +18,9 @@
 //!
 //! An operation that cannot be sent faithfully (see [`operation`]) is skipped, with the reason
 //! in [`Conversion::skipped`], when every operation is offered, and refused when `operations`
-//! names it. Problems of the document itself (a remote or broken `$ref`, a recursive schema,
+//! names it. When every operation is offered, an `options` operation without an operationId is
+//! skipped too: in API Gateway exports these are the CORS preflight mocks, noise to Claude
+//! (naming its derived id in `operations` offers it). Problems of the document itself (a remote or broken `$ref`, a recursive schema,
 //! limits) refuse the whole document.
 
 mod document;
@@ -189,6 +191,8 @@ pub fn derived_operation_id(method: &str, path: &str) -> String {
 /// One candidate operation.
 struct Candidate<'a> {
     operation_id: String,
+    /// The document gives no operationId.
+    derived: bool,
     site: Site<'a>,
 }
 
@@ -225,13 +229,14 @@ fn candidates<'a>(doc: &'a Value, skipped: &mut Vec<Skipped>) -> Vec<Candidate<'
             let Some(operation) = item.get(method).filter(|o| o.is_object()) else {
                 continue;
             };
-            let operation_id = operation
+            let given = operation
                 .get("operationId")
                 .and_then(Value::as_str)
-                .filter(|s| !s.trim().is_empty())
-                .map_or_else(|| derived_operation_id(method, path), String::from);
+                .filter(|s| !s.trim().is_empty());
             out.push(Candidate {
-                operation_id,
+                operation_id: given
+                    .map_or_else(|| derived_operation_id(method, path), String::from),
+                derived: given.is_none(),
                 site: Site {
                     method,
                     path,
@@ -284,6 +289,16 @@ pub fn convert(tool: &str, text: &str, selected: &[String]) -> Result<Conversion
     let mut total = 0;
     for c in chosen {
         let at = c.at();
+        if selected.is_empty() && c.derived && c.site.method == "options" {
+            skipped.push(Skipped {
+                operation_id: c.operation_id.clone(),
+                at,
+                reason: "an OPTIONS operation without an operationId (API Gateway's CORS \
+                         preflight) is offered only when operations names it"
+                    .into(),
+            });
+            continue;
+        }
         if let Some(first) = by_id.insert(&c.operation_id, at.clone()) {
             return Err(OpenApiError::DuplicateOperationId {
                 tool: tool.into(),

@@ -42,7 +42,8 @@ pub struct OpenApiTool {
     /// `operationId`s of the operations to offer (at most 128), derived ones included. Default
     /// (unset or empty): every operation the document has, if there are at most 128, except
     /// those that cannot be sent faithfully (a body that is not JSON, a cookie parameter, an
-    /// unsupported parameter style), which are skipped. Naming one the document lacks, or one
+    /// unsupported parameter style) and `options` operations without an `operationId` (API
+    /// Gateway's CORS preflights), which are skipped. Naming one the document lacks, or one
     /// that cannot be sent, is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
