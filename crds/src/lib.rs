@@ -10,6 +10,7 @@ pub mod config_builder;
 pub mod crd;
 pub mod limits;
 pub mod model;
+pub mod naming;
 pub mod openapi;
 pub mod runtime_config;
 mod schema;

@@ -27,7 +27,7 @@ use crate::apply::Child;
 use crate::build::labels::MANAGED_SELECTOR;
 use crate::metrics::Metrics;
 use crate::reconcile::{ChildCaches, Context, error_policy, reconcile};
-use crate::resolve::{Lookup, Target, prompt_config_map, references};
+use crate::resolve::{Lookup, Target, config_maps, references};
 
 fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
@@ -85,12 +85,20 @@ fn referrers(
         .collect()
 }
 
-/// The Agents whose system prompt comes from ConfigMap `namespace/name`.
-fn prompt_referrers(agents: &Store<Agent>, namespace: &str, name: &str) -> Vec<ObjectRef<Agent>> {
+/// The Agents that read ConfigMap `namespace/name` (their system prompt or an OpenAPI document).
+fn config_map_referrers(
+    agents: &Store<Agent>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<Agent>> {
     agents
         .state()
         .iter()
-        .filter(|a| prompt_config_map(a).is_some_and(|(ns, n)| ns == namespace && n == name))
+        .filter(|a| {
+            config_maps(a)
+                .iter()
+                .any(|(ns, n)| ns == namespace && n == name)
+        })
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
 }
@@ -219,7 +227,7 @@ pub async fn run(client: kube::Client, settings: ControllerSettings, metrics: Ar
         .watches_stream(
             referenced_config_maps,
             move |o: PartialObjectMeta<ConfigMap>| {
-                prompt_referrers(&a3, &o.namespace().unwrap_or_default(), &o.name_any())
+                config_map_referrers(&a3, &o.namespace().unwrap_or_default(), &o.name_any())
             },
         )
         .shutdown_on_signal()
@@ -277,7 +285,22 @@ mod tests {
             "systemPromptFrom: {configMapKeyRef: {name: prompts, key: weather}}",
         );
         let store = store_with(&[&yaml]);
-        assert_eq!(prompt_referrers(&store, "demo", "prompts").len(), 1);
-        assert!(prompt_referrers(&store, "demo", "other").is_empty());
+        assert_eq!(config_map_referrers(&store, "demo", "prompts").len(), 1);
+        assert!(config_map_referrers(&store, "demo", "other").is_empty());
+    }
+
+    #[test]
+    fn a_change_to_an_openapi_document_config_map_reconciles_the_agents_using_it() {
+        let yaml = WEATHER.replace(
+            "      agent: {name: travel}\n",
+            "      agent: {name: travel}\n    - name: pets\n      description: Pets.\n      openapi:\n        \
+             document: {configMapKeyRef: {name: pet-api, key: openapi.yaml}}\n        url: https://pets.example.com\n",
+        );
+        let store = store_with(&[&yaml, crate::build::fixtures::MINIMAL]);
+        assert_eq!(
+            config_map_referrers(&store, "demo", "pet-api"),
+            vec![ObjectRef::new("weather").within("demo")]
+        );
+        assert!(config_map_referrers(&store, "other", "pet-api").is_empty());
     }
 }

@@ -285,6 +285,82 @@ async fn prompt_from_a_config_map_reaches_the_runtime_config() {
     assert_eq!(config["systemPrompt"], "Be a meteorologist.");
 }
 
+/// WEATHER with an openapi tool whose document is ConfigMap `pet-api` key `openapi.yaml`.
+fn with_openapi_tool() -> String {
+    WEATHER.replace(
+        "      agent: {name: travel}\n",
+        "      agent: {name: travel}\n    - name: pets\n      description: The pet store.\n      openapi:\n        \
+         document: {configMapKeyRef: {name: pet-api, key: openapi.yaml}}\n        \
+         url: https://pets.example.com/v1\n        operations: [listPets, createPet]\n",
+    )
+}
+
+#[tokio::test]
+async fn an_openapi_document_from_a_config_map_reaches_the_runtime_config_as_operations() {
+    let petstore = include_str!("../../tests/fixtures/openapi/petstore.yaml");
+    let h = Harness::new(MockApi::new(move |r| {
+        (r.path == "/api/v1/namespaces/demo/configmaps/pet-api").then(|| {
+            (200, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pet-api", "namespace": "demo"}, "data": {"openapi.yaml": petstore}}))
+        })
+    }));
+    h.reconcile(&agent(&with_openapi_tool())).await.unwrap();
+    let requests = h.api.take();
+    let reads: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(Recorded::line)
+        .collect();
+    assert_eq!(reads, ["GET /api/v1/namespaces/demo/configmaps/pet-api"]);
+    let cm = &requests
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path.contains("/configmaps/weather-config"))
+        .unwrap()
+        .body;
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    let tool = &config["tools"][2]["kind"]["openapi"];
+    assert_eq!(tool["url"], "https://pets.example.com/v1");
+    let names: Vec<&str> = tool["document"]["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pets_listPets", "pets_createPet"]);
+    let status = status_patch(&requests).unwrap();
+    assert_eq!(condition(&status, "ToolsResolved")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_missing_openapi_document_is_reported_but_the_rest_of_the_agent_rolls_out() {
+    let h = Harness::new(MockApi::default_answers());
+    h.reconcile(&agent(&with_openapi_tool())).await.unwrap();
+    let requests = h.api.take();
+    let status = status_patch(&requests).unwrap();
+    let c = condition(&status, "ToolsResolved");
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "ConfigMapNotFound");
+    assert_eq!(
+        c["message"],
+        "tool pets: openapi document: ConfigMap demo/pet-api not found"
+    );
+    let cm = &requests
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path.contains("/configmaps/weather-config"))
+        .expect("the runtime config is still written")
+        .body;
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        config["tools"][2]["kind"]["openapi"]["document"]["operations"],
+        json!([]),
+        "the tool offers nothing"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with("/deployments/weather"))
+    );
+}
+
 #[tokio::test]
 async fn invalid_agent_name_gets_a_condition_and_an_event_and_waits_for_a_change() {
     let h = Harness::new(MockApi::default_answers());

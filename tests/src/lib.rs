@@ -9,6 +9,7 @@
 //! - [`runtime`]: the runtime in-process against the Bedrock imitation, and a tool server.
 //! - [`lambda`]: a Lambda imitation speaking the `Invoke` wire format; [`sigv4`]: botocore's
 //!   SigV4 signer as an independent verifier of signed requests.
+//! - [`api_server`]: a recording HTTP API that also serves OpenAPI documents.
 //! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
@@ -18,6 +19,7 @@
 // right outcome (each such function documents it under `# Panics`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod api_server;
 pub mod bedrock;
 pub mod chart;
 pub mod cluster;

@@ -4,7 +4,9 @@
 //! references; nothing is written while nothing changes; a prompt change rolls the pods; a
 //! deleted or hand-edited child (labels only, too) comes back; `ToolsResolved` follows a
 //! referenced Agent away and back; deleting an Agent deletes its children through the garbage
-//! collector. Each test has its own namespace and its own operator watching only it.
+//! collector; an OpenAPI document in a ConfigMap reaches the runtime configuration, and its
+//! absence or a document the runtime could not use shows in `ToolsResolved` until fixed. Each
+//! test has its own namespace and its own operator watching only it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -461,5 +463,130 @@ async fn children_roll_come_back_follow_references_and_go_with_their_agent() {
         },
     )
     .await;
+    ns.delete().await;
+}
+
+/// `ToolsResolved` (status, reason, message) of Agent `name`, once `pred` holds for it.
+async fn tools_resolved_until(
+    agents: &Api<Agent>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&str, &str) -> bool,
+) -> (String, String, String) {
+    eventually(what, TIMEOUT, || async {
+        let a = agents.get(name).await.ok()?;
+        let c = a
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "ToolsResolved")?;
+        pred(&c.status, &c.reason).then_some((c.status, c.reason, c.message))
+    })
+    .await
+}
+
+/// The operations the runtime ConfigMap of `agent` gives its first tool, by name.
+async fn offered_operations(configs: &Api<ConfigMap>, agent: &str) -> Option<Vec<String>> {
+    use agentry_crds::runtime_config::{OpenApiDocumentConfig, RuntimeConfig, ToolKindConfig};
+    let cm = configs.get(&format!("{agent}-config")).await.ok()?;
+    let config = RuntimeConfig::from_json(cm.data?.get(RUNTIME_CONFIG_KEY)?).ok()?;
+    match &config.tools.first()?.kind {
+        ToolKindConfig::OpenApi(o) => match &o.document {
+            OpenApiDocumentConfig::Operations(ops) => {
+                Some(ops.iter().map(|op| op.name.clone()).collect())
+            }
+            OpenApiDocumentConfig::Url { .. } => None,
+        },
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn an_openapi_document_in_a_config_map_reaches_the_runtime_config_and_its_problems_show() {
+    let cluster = Cluster::shared();
+    let client = cluster.client().await;
+    cluster::install_agent_crd(&client).await.expect("CRD");
+    let ns = TestNamespace::create_with_labels(&client, "agentry-openapi", &[RESTRICTED])
+        .await
+        .expect("namespace");
+    let n = ns.name.clone();
+    let op = operator(&cluster, &n, 18303);
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &n);
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
+    let document = |text: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pet-api"},
+            "data": {"openapi.yaml": text}})
+    };
+
+    // The Agent first: its document's ConfigMap does not exist yet.
+    apply_agent(
+        &client,
+        &n,
+        "apiVersion: agentry.dev/v1alpha1\nkind: Agent\nmetadata: {name: shop}\nspec:\n  \
+         model: {id: anthropic.claude-3-haiku-20240307-v1:0}\n  systemPrompt: Sell pets.\n  tools:\n    \
+         - name: pets\n      description: The pet store.\n      openapi:\n        \
+         document: {configMapKeyRef: {name: pet-api, key: openapi.yaml}}\n        \
+         url: https://pets.example.com/v1\n",
+    )
+    .await;
+    let (_, reason, message) =
+        tools_resolved_until(&agents, "shop", "ConfigMapNotFound", |s, r| {
+            s == "False" && r == "ConfigMapNotFound"
+        })
+        .await;
+    assert_eq!(
+        message,
+        format!("tool pets: openapi document: ConfigMap {n}/pet-api not found"),
+        "{reason}"
+    );
+
+    // A document the runtime could not use: the conversion's message, nothing offered.
+    cluster::apply_document(&client, &n, &document("swagger: '2.0'\npaths: {}\n"))
+        .await
+        .unwrap();
+    let (_, _, message) =
+        tools_resolved_until(&agents, "shop", "OpenApiDocumentInvalid", |s, r| {
+            s == "False" && r == "OpenApiDocumentInvalid"
+        })
+        .await;
+    assert!(
+        message.starts_with("tool pets: the document is Swagger 2.0; only OpenAPI 3.0 and 3.1"),
+        "{message}"
+    );
+    assert!(message.ends_with(&format!("(ConfigMap {n}/pet-api, key \"openapi.yaml\")")));
+    assert_eq!(
+        offered_operations(&configs, "shop").await,
+        Some(vec![]),
+        "{}",
+        op.log()
+    );
+
+    // Fixed: the condition clears and the operations reach the runtime's configuration.
+    let petstore = std::fs::read_to_string(format!(
+        "{}/fixtures/openapi/petstore.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    cluster::apply_document(&client, &n, &document(&petstore))
+        .await
+        .unwrap();
+    tools_resolved_until(&agents, "shop", "ToolsResolved=True", |s, _| s == "True").await;
+    let names = eventually("the operations in the runtime config", TIMEOUT, || async {
+        offered_operations(&configs, "shop")
+            .await
+            .filter(|o| !o.is_empty())
+    })
+    .await;
+    assert_eq!(
+        names,
+        [
+            "pets_listPets",
+            "pets_createPet",
+            "pets_showPetById",
+            "pets_deletePet",
+            "pets_updatePet"
+        ]
+    );
+    drop(op);
     ns.delete().await;
 }

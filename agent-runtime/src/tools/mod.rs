@@ -3,11 +3,12 @@
 //! a result with `status: error` and a message Claude can act on.
 //!
 //! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`],
-//! [`lambda`]); [`Toolbox::with_aws`] is the one registry that maps a configured kind to its
-//! module. Kinds that call AWS share the pod's AWS configuration ([`aws`]); HTTP requests that
-//! authenticate with SigV4 are signed last ([`auth`], [`sigv4`]). What is
+//! [`lambda`], [`openapi`]); [`Toolbox::with_aws`] is the one registry that maps a configured
+//! kind to its module. Kinds that call AWS share the pod's AWS configuration ([`aws`]); HTTP
+//! requests that authenticate with SigV4 are signed last ([`auth`], [`sigv4`]). What is
 //! offered at a given moment lives in the [`catalog`]: http and agent tools are offered from the
-//! start, an MCP server's tools once it answers, and the offer's version changes with them.
+//! start, an MCP server's tools once it answers, an openapi tool's operations once its document
+//! is converted, and the offer's version changes with them.
 
 mod agent;
 mod auth;
@@ -16,6 +17,7 @@ mod catalog;
 mod http;
 mod lambda;
 pub mod mcp;
+pub mod openapi;
 pub mod schema;
 mod sigv4;
 
@@ -78,9 +80,16 @@ pub trait ToolKind: Send + Sync + 'static {
     /// Runs one call; failures are error results, never panics or errors.
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult>;
 
-    /// This tool's state for `/readyz`, if it has one worth reporting (MCP servers do).
+    /// This tool's state for `/readyz`, if it has one worth reporting (MCP servers and openapi
+    /// tools do).
     fn readiness(&self) -> Option<Value> {
         None
+    }
+
+    /// The `/readyz` list [`ToolKind::readiness`] goes in: `mcpServers` unless the kind says
+    /// otherwise (openapi tools: [`openapi::READINESS_KEY`]).
+    fn readiness_key(&self) -> &'static str {
+        "mcpServers"
     }
 }
 
@@ -112,9 +121,6 @@ pub enum ToolsError {
         "tool {0} calls AWS, but the runtime has no AWS configuration for tools (build the toolbox with Toolbox::with_aws)"
     )]
     NoAws(String),
-    /// TEMPORARY while the lambda and openapi kinds are written.
-    #[error("tool {0}: this kind is not built yet")]
-    NotYetBuilt(String),
     /// The HTTP client could not be built.
     #[error("building the HTTP client for tools")]
     Client(#[source] reqwest::Error),
@@ -240,8 +246,9 @@ impl Toolbox {
                     mcp::build(&setup, m, headers(&t.name, &m.headers, &env)?)
                 }
                 ToolKindConfig::Lambda(l) => lambda::build(&setup, l)?,
-                ToolKindConfig::OpenApi(_) => {
-                    return Err(ToolsError::NotYetBuilt(t.name.clone()));
+                ToolKindConfig::OpenApi(o) => {
+                    let auth = setup.auth(o.auth.as_ref())?;
+                    openapi::build(&setup, o, headers(&t.name, &o.headers, &env)?, auth)
                 }
             };
             kinds.push(built.kind);
@@ -282,11 +289,22 @@ impl Toolbox {
         self.mcp_metrics.clone()
     }
 
-    /// The state of each tool that has one (MCP servers), for the `/readyz` body:
-    /// `{"mcpServers": [{"tool", "url", "state", "error"?, "toolsOffered", "refused"?}]}`.
+    /// The state of each tool that has one, for the `/readyz` body:
+    /// `{"mcpServers": [{"tool", "url", "state", "error"?, "toolsOffered", "refused"?}],
+    /// "openApiTools": [{"tool", "document", "state", "error"?, "operationsOffered", ...}]}`
+    /// (see [`openapi`]).
     pub fn readiness(&self) -> Value {
-        let servers: Vec<Value> = self.kinds.iter().filter_map(|k| k.readiness()).collect();
-        json!({ "mcpServers": servers })
+        let mut body = json!({ "mcpServers": [], openapi::READINESS_KEY: [] });
+        for kind in &self.kinds {
+            if let Some(state) = kind.readiness()
+                && let Some(list) = body
+                    .get_mut(kind.readiness_key())
+                    .and_then(Value::as_array_mut)
+            {
+                list.push(state);
+            }
+        }
+        body
     }
 
     /// Runs one call; always returns a result.

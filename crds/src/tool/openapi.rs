@@ -10,8 +10,10 @@ use crate::agent::KeyRef;
 /// operation is offered as its own tool, named `<name>_<operationId>` (characters other than
 /// letters, digits, `_` and `-` become `_`; a name longer than 64 characters is shortened and ends
 /// in `_` and 8 hex digits of a hash), described by its summary and description, taking its path,
-/// query and header parameters and its JSON request body as input. An API Gateway export
-/// (`aws apigateway get-export --export-type oas30`) works as it comes.
+/// query and header parameters and its JSON request body as input. An operation without an
+/// `operationId` gets one from its method and path (`GET /pets/{petId}` gives
+/// `get_pets_by_petId`), so an API Gateway export (`aws apigateway get-export --export-type
+/// oas30`) works as it comes; `x-` extensions are ignored.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
@@ -37,9 +39,12 @@ pub struct OpenApiTool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceRef>,
 
-    /// `operationId`s of the operations to offer (at most 128). Default (unset or empty): every
-    /// operation the document has, if there are at most 128. Naming one the document lacks is an
-    /// error.
+    /// `operationId`s of the operations to offer (at most 128), derived ones included. Default
+    /// (unset or empty): every operation the document has, if there are at most 128, except
+    /// those that cannot be sent faithfully (a body that is not JSON, a cookie parameter, an
+    /// unsupported parameter style) and `options` operations without an `operationId` (API
+    /// Gateway's CORS preflights), which are skipped. Naming one the document lacks, or one
+    /// that cannot be sent, is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 128),

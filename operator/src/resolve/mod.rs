@@ -5,6 +5,10 @@
 //! runtime turns a failed call into a tool error Claude can work around. It is reported as
 //! `ToolsResolved=False` and clears by itself when the target appears (the controller watches
 //! targets). A missing system prompt does stop it: there is nothing correct to deploy.
+//!
+//! ConfigMap-held OpenAPI documents are read and converted in [`openapi`].
+
+pub mod openapi;
 
 use agentry_crds::config_builder::OpenApiOperations;
 use agentry_crds::{Agent, ToolKind};
@@ -76,11 +80,19 @@ pub fn prompt_config_map(agent: &Agent) -> Option<(String, String)> {
     ))
 }
 
+/// Every ConfigMap `agent` reads (its system prompt, its OpenAPI documents), as
+/// (namespace, name).
+pub fn config_maps(agent: &Agent) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = prompt_config_map(agent).into_iter().collect();
+    all.extend(openapi::document_config_maps(agent));
+    all
+}
+
 /// A reference that could not be resolved, for the `ToolsResolved` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// PascalCase reason: `AgentNotFound`, `ServiceNotFound`, `ConfigMapNotFound`,
-    /// `ConfigMapKeyNotFound`.
+    /// `ConfigMapKeyNotFound`, `OpenApiDocumentInvalid`, `ToolNameConflict`.
     pub reason: &'static str,
     /// What is missing, naming the tool and the object.
     pub message: String,
@@ -95,6 +107,8 @@ pub struct Resolution {
     pub missing_targets: Vec<Problem>,
     /// The operations of each ConfigMap-held OpenAPI document that could be read and converted.
     pub openapi: OpenApiOperations,
+    /// OpenAPI documents that could not be read or used, and operation name conflicts.
+    pub openapi_problems: Vec<Problem>,
 }
 
 impl Resolution {
@@ -102,6 +116,7 @@ impl Resolution {
     pub fn problems(&self) -> Vec<Problem> {
         let mut all: Vec<Problem> = self.system_prompt.clone().err().into_iter().collect();
         all.extend(self.missing_targets.iter().cloned());
+        all.extend(self.openapi_problems.iter().cloned());
         all
     }
 }
@@ -250,10 +265,13 @@ pub async fn resolve(
             });
         }
     }
+    let (openapi, openapi_problems) =
+        openapi::resolve(&lookup.client, &validated.namespace, &validated.spec).await?;
     Ok(Resolution {
         system_prompt,
         missing_targets,
-        openapi: OpenApiOperations::new(),
+        openapi,
+        openapi_problems,
     })
 }
 
@@ -330,8 +348,19 @@ mod tests {
                 message: "n".into(),
             }],
             openapi: OpenApiOperations::new(),
+            openapi_problems: vec![Problem {
+                reason: "OpenApiDocumentInvalid",
+                message: "o".into(),
+            }],
         };
         let reasons: Vec<_> = r.problems().iter().map(|p| p.reason).collect();
-        assert_eq!(reasons, ["ConfigMapNotFound", "AgentNotFound"]);
+        assert_eq!(
+            reasons,
+            [
+                "ConfigMapNotFound",
+                "AgentNotFound",
+                "OpenApiDocumentInvalid"
+            ]
+        );
     }
 }
