@@ -23,7 +23,7 @@ spec:
       description: Search.
       http:
         url: https://api.example.com/search
-        auth: {sigv4: true}
+        retries: 3
 "#;
 
 fn write(name: &str, text: &str) -> PathBuf {
@@ -51,7 +51,7 @@ fn a_manifest_with_typos_exits_non_zero_with_each_of_the_api_servers_messages() 
         format!("{p}: the API server would refuse this Agent, so the local run does too:"),
         format!("{p}: .spec.model.maxTokkens: field not declared in schema"),
         format!("{p}: .spec.systemPromt: field not declared in schema"),
-        format!("{p}: .spec.tools[0].http.auth: field not declared in schema"),
+        format!("{p}: .spec.tools[0].http.retries: field not declared in schema"),
     ] {
         assert!(
             stderr.lines().any(|l| l.ends_with(&line)),
@@ -69,7 +69,7 @@ fn a_manifest_breaking_a_cel_rule_exits_non_zero_with_the_rules_message() {
         .replace("    maxTokkens: 5\n", "")
         .replace("  systemPromt: You help.\n", "")
         .replace(
-            "        auth: {sigv4: true}\n",
+            "        retries: 3\n",
             "        service: {name: search}\n",
         );
     let path = write("cel", &fixed);
