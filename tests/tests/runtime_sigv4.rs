@@ -347,3 +347,91 @@ async fn credentials_refreshed_after_expiry_are_used_for_later_calls() {
     // Loaded once at start (reused by the first two calls), once more after expiry.
     assert_eq!(loads.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn openapi_operations_sign_like_http_tools_and_agree_with_botocore() {
+    use agentry_crds::openapi::{Operation, Parameter, ParameterLocation, RequestBody};
+    let k = key("AKIDAGENTRYTEST", "agentry/test+secret", Some("tok/en=="));
+    let verifier = SigV4Verifier::start("execute-api", "eu-west-1", std::slice::from_ref(&k)).await;
+    let operation = Operation {
+        name: "orders_updateOrder".into(),
+        operation_id: "updateOrder".into(),
+        description: "Update an order.".into(),
+        method: "PATCH".into(),
+        path: "/orders/{orderId}".into(),
+        parameters: vec![
+            Parameter {
+                name: "orderId".into(),
+                location: ParameterLocation::Path,
+                property: "orderId".into(),
+                required: true,
+                explode: true,
+            },
+            Parameter {
+                name: "dry run".into(),
+                location: ParameterLocation::Query,
+                property: "dry_run".into(),
+                required: false,
+                explode: true,
+            },
+        ],
+        body: Some(RequestBody {
+            property: "body".into(),
+            required: true,
+            content_type: "application/json".into(),
+        }),
+        input_schema: json!({
+            "type": "object",
+            "properties": {"orderId": {"type": "string"}, "dry_run": {"type": "string"},
+                           "body": {"type": "object"}},
+            "required": ["orderId", "body"]
+        }),
+    };
+    let tool = ToolConfig {
+        name: "orders".into(),
+        description: "The orders API.".into(),
+        kind: ToolKindConfig::OpenApi(OpenApiToolConfig {
+            url: verifier.url("/prod"),
+            document: OpenApiDocumentConfig::Operations(vec![operation]),
+            headers: vec![],
+            auth: Some(AuthConfig::AwsSigV4(SigV4Config {
+                service: SigV4Service::ExecuteApi,
+                region: Some("eu-west-1".into()),
+            })),
+            timeout_seconds: 5,
+        }),
+    };
+    let credentials = Credentials::new(
+        &k.access_key,
+        &k.secret,
+        k.token.clone(),
+        None,
+        "agentry-tests",
+    );
+    let (fake, rt) = start(vec![tool], credentials).await;
+    let got = call_once(
+        &fake,
+        &rt,
+        "orders_updateOrder",
+        json!({"orderId": "42 b/c", "dry_run": "yes please", "body": {"note": "ünïcode"}}),
+    )
+    .await;
+    assert_eq!(got["status"], "success", "{got}");
+    let results = verifier.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    let r = &results[0];
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["expected"], r["got"]);
+    assert_eq!(r["method"], "PATCH");
+    assert!(
+        r["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/prod/orders/42%20b%2Fc?dry%20run=yes%20please"),
+        "{r}"
+    );
+    assert!(
+        r["got"].as_str().unwrap().contains("x-amz-security-token"),
+        "{r}"
+    );
+}
