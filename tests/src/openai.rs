@@ -52,32 +52,5 @@ pub fn venv() -> Venv {
 pub async fn run(spec: Value) -> Value {
     let venv = tokio::task::spawn_blocking(venv).await.expect("venv task");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/openai_client.py");
-    let mut child = venv
-        .command(&script)
-        .arg(spec.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the openai client");
-    let started = std::time::Instant::now();
-    loop {
-        if child.try_wait().expect("wait for the client").is_some() {
-            break;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the openai client ran past {RUN_TIMEOUT:?}: {spec}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let out = child.wait_with_output().expect("client output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "the openai client printed no JSON ({}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    crate::python::run_json(&venv, &script, &spec, RUN_TIMEOUT).await
 }

@@ -23,6 +23,8 @@ pub enum Protocol {
     Invoke,
     /// OpenAI chat completions, `POST /v1/chat/completions`.
     OpenAi,
+    /// MCP `tools/call` at `/mcp`.
+    Mcp,
 }
 
 impl Protocol {
@@ -31,6 +33,7 @@ impl Protocol {
         match self {
             Self::Invoke => "invoke",
             Self::OpenAi => "openai",
+            Self::Mcp => "mcp",
         }
     }
 }
