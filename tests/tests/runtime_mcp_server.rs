@@ -48,7 +48,10 @@ async fn the_agent_is_one_tool_whose_call_answers_after_the_agents_own_tool_roun
     round_trip(&fake, None);
     let r = client(&rt, "session", call(json!("What is the top song on WZPZ?"))).await;
     assert_eq!(r["server_name"], "radio", "{r}");
-    assert_eq!(r["protocol_version"], "2025-11-25", "the handshake's newest: {r}");
+    assert_eq!(
+        r["protocol_version"], "2025-11-25",
+        "the handshake's newest: {r}"
+    );
     let listed = r["tools"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "{r}");
     assert_eq!(listed[0]["name"], "radio");
@@ -86,7 +89,10 @@ async fn the_high_level_client_lists_and_calls_the_tool_too() {
     let (fake, _tools, rt) = setup(&[("/top_song", song())], limits()).await;
     round_trip(&fake, None);
     let r = client(&rt, "client", call(json!("top song?"))).await;
-    assert_eq!(r["protocol_version"], "2026-07-28", "server/discover, stateless: {r}");
+    assert_eq!(
+        r["protocol_version"], "2026-07-28",
+        "server/discover, stateless: {r}"
+    );
     assert_eq!(r["tools"][0]["name"], "radio", "{r}");
     assert_eq!(
         r["results"],
@@ -262,4 +268,45 @@ async fn a_draining_runtime_refuses_mcp_requests_with_503() {
     }
     assert_eq!(got.0, 503, "{}", got.1);
     assert!(got.1.contains("shutting_down"), "{}", got.1);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_call_is_counted_as_disconnected() {
+    let (fake, _tools, rt) = setup(&[], limits()).await;
+    fake.push([Script::Delay(
+        Duration::from_millis(1500),
+        Box::new(Script::Turn(Turn::text("too late"))),
+    )]);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "radio", "arguments": {"input": "slow"}}});
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .post(format!("{}/mcp", rt.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(call.to_string())
+        .send()
+        .await;
+    match sent {
+        Ok(r) => panic!("answered before the model: {}", r.text().await.unwrap()),
+        Err(e) => assert!(e.is_timeout(), "{e}"),
+    }
+    let want =
+        "agentry_runtime_invocations_total{protocol=\"mcp\",outcome=\"client_disconnected\"} 1";
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = metrics(&rt).await;
+        if m.contains(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(m.contains(want), "{m}");
+    assert!(
+        m.contains("agentry_runtime_invocations_in_flight{protocol=\"mcp\"} 0"),
+        "{m}"
+    );
 }

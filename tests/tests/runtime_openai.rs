@@ -413,3 +413,43 @@ async fn a_draining_runtime_refuses_chat_completions_with_503() {
     );
     assert!(fake.captured().is_empty());
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_is_counted_as_disconnected_streamed_or_not() {
+    for stream in [false, true] {
+        let (fake, _tools, rt) = setup(&[], limits()).await;
+        fake.push([Script::Delay(
+            Duration::from_millis(1500),
+            Box::new(Script::Turn(Turn::text("too late"))),
+        )]);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let mut body = ask("slow");
+        body["stream"] = json!(stream);
+        match client
+            .post(format!("{}/v1/chat/completions", rt.url))
+            .body(body.to_string())
+            .send()
+            .await
+        {
+            Ok(r) => drop(r.text().await),
+            Err(e) => assert!(e.is_timeout(), "{e}"),
+        }
+        let want = "agentry_runtime_invocations_total{protocol=\"openai\",outcome=\"client_disconnected\"} 1";
+        let mut m = String::new();
+        for _ in 0..100 {
+            m = metrics(&rt).await;
+            if m.contains(want) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(m.contains(want), "stream={stream}\n{m}");
+        assert!(
+            m.contains("agentry_runtime_invocations_in_flight{protocol=\"openai\"} 0"),
+            "stream={stream}\n{m}"
+        );
+    }
+}
