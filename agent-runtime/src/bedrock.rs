@@ -40,6 +40,18 @@ pub struct ToolSpec {
     pub input_schema: Value,
 }
 
+/// What one invocation changes in the Agent's model settings (a protocol's request may ask
+/// for less than the Agent allows, never more; the protocol adapter checks the bounds).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// Text appended to the system prompt, each as its own block after the Agent's own.
+    pub system: Vec<String>,
+    /// `maxTokens` of each model call, instead of the Agent's.
+    pub max_tokens: Option<u32>,
+    /// `temperature` of each model call, instead of the Agent's.
+    pub temperature: Option<f32>,
+}
+
 fn build_err(e: aws_smithy_types::error::operation::BuildError) -> BedrockError {
     BedrockError::Request(e.to_string())
 }
@@ -155,19 +167,43 @@ impl Bedrock {
         Ok(config)
     }
 
+    /// The system blocks of a call: the Agent's own (and its cache point) first.
+    fn system(&self, overrides: &Overrides) -> Vec<sdk::SystemContentBlock> {
+        let mut system = self.system.clone();
+        system.extend(
+            overrides
+                .system
+                .iter()
+                .map(|t| sdk::SystemContentBlock::Text(t.clone())),
+        );
+        system
+    }
+
+    fn inference(&self, overrides: &Overrides) -> sdk::InferenceConfiguration {
+        let mut inference = self.inference.clone();
+        if let Some(n) = overrides.max_tokens {
+            inference.max_tokens = Some(i32::try_from(n).unwrap_or(i32::MAX));
+        }
+        if let Some(t) = overrides.temperature {
+            inference.temperature = Some(t);
+        }
+        inference
+    }
+
     /// One Converse call, offering the model `tools`.
     pub async fn converse(
         &self,
         messages: &[Message],
         tools: &Offered,
+        overrides: &Overrides,
     ) -> Result<ModelReply, BedrockError> {
         let out = self
             .client
             .converse()
             .model_id(&self.model_id)
-            .set_system(Some(self.system.clone()))
+            .set_system(Some(self.system(overrides)))
             .set_messages(Some(to_sdk_messages(messages)?))
-            .inference_config(self.inference.clone())
+            .inference_config(self.inference(overrides))
             .set_tool_config(self.tool_config(tools)?)
             .set_guardrail_config(self.guardrail.clone())
             .send()
@@ -208,15 +244,16 @@ impl Bedrock {
         &self,
         messages: &[Message],
         tools: &Offered,
+        overrides: &Overrides,
         mut on_text: impl FnMut(&str),
     ) -> Result<ModelReply, BedrockError> {
         let mut out = self
             .client
             .converse_stream()
             .model_id(&self.model_id)
-            .set_system(Some(self.system.clone()))
+            .set_system(Some(self.system(overrides)))
             .set_messages(Some(to_sdk_messages(messages)?))
-            .inference_config(self.inference.clone())
+            .inference_config(self.inference(overrides))
             .set_tool_config(self.tool_config(tools)?)
             .set_guardrail_config(self.guardrail_stream.clone())
             .send()

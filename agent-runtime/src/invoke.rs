@@ -9,7 +9,7 @@ use agentry_crds::runtime_config::RuntimeConfig;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::bedrock::{Bedrock, BedrockError};
+use crate::bedrock::{Bedrock, BedrockError, Overrides};
 use crate::conversation::{Message, ResultStatus, Usage};
 use crate::machine::{Loop, Next, StopReason};
 use crate::metrics::Metrics;
@@ -42,6 +42,9 @@ pub struct Request {
     pub stream: bool,
     /// The request id, for the log.
     pub request_id: String,
+    /// Changes to the model settings for this invocation (a protocol's system messages,
+    /// `max_tokens`, `temperature`), within the Agent's bounds.
+    pub overrides: Overrides,
 }
 
 /// Counts of an invocation so far, shared with whoever reports on it: the access log reads
@@ -197,6 +200,10 @@ pub struct Summary {
     pub usage: Usage,
     /// Tool calls made, in order.
     pub tool_calls: Vec<ToolCallSummary>,
+    /// The text of each model reply that had any, in order (the last is `output` when the
+    /// final reply had text): what a stream showed, for protocols that answer with all of it.
+    #[serde(skip)]
+    pub texts: Vec<String>,
 }
 
 fn send(events: &Option<UnboundedSender<Event>>, e: Event) {
@@ -215,6 +222,7 @@ pub async fn invoke(
 ) -> Result<Summary, BedrockError> {
     let mut state = Loop::new(req.messages, req.input.as_deref(), rt.config.limits);
     let mut tool_calls = Vec::new();
+    let mut texts = Vec::new();
     let mut next = state.start();
     let model = rt.config.model.id.as_str();
     loop {
@@ -226,6 +234,7 @@ pub async fn invoke(
                     iterations: progress.model_calls.load(Ordering::Relaxed),
                     usage: state.usage(),
                     tool_calls,
+                    texts,
                 });
             }
             Next::CallModel => {
@@ -240,7 +249,7 @@ pub async fn invoke(
                     let call = async {
                         if req.stream {
                             rt.bedrock
-                                .converse_stream(state.messages(), &offered, |t| {
+                                .converse_stream(state.messages(), &offered, &req.overrides, |t| {
                                     send(
                                         &events,
                                         Event::Text {
@@ -250,7 +259,9 @@ pub async fn invoke(
                                 })
                                 .await
                         } else {
-                            rt.bedrock.converse(state.messages(), &offered).await
+                            rt.bedrock
+                                .converse(state.messages(), &offered, &req.overrides)
+                                .await
                         }
                     };
                     match tokio::time::timeout(remaining, call).await {
@@ -278,7 +289,11 @@ pub async fn invoke(
                             progress
                                 .output_tokens
                                 .fetch_add(reply.usage.output_tokens, Ordering::Relaxed);
-                            state.on_model_reply(reply)
+                            let next = state.on_model_reply(reply);
+                            if !state.output().is_empty() {
+                                texts.push(state.output().to_string());
+                            }
+                            next
                         }
                     }
                 }

@@ -1,5 +1,5 @@
-//! Prometheus metrics of the runtime. Labels come from bounded sets: outcomes, error
-//! categories, the Agent's own tool names (and the names it offers for MCP tools, bounded by
+//! Prometheus metrics of the runtime. Labels come from bounded sets: the serving protocol
+//! (`invoke`, `openai`, `mcp`), outcomes, error categories, the Agent's own tool names (and the names it offers for MCP tools, bounded by
 //! what its servers list and `allowedTools`) and its one model. Never tool input.
 
 use std::time::Duration;
@@ -19,8 +19,8 @@ type L1 = Vec<(&'static str, String)>;
 pub struct Metrics {
     registry: Registry,
     invocations: Family<L1, Counter>,
-    invocation_seconds: Histogram,
-    in_flight: Gauge,
+    invocation_seconds: Family<L1, Histogram>,
+    in_flight: Family<L1, Gauge>,
     bedrock_calls: Family<L1, Counter>,
     bedrock_seconds: Family<L1, Histogram>,
     tokens: Family<L1, Counter>,
@@ -83,19 +83,20 @@ impl Metrics {
         let invocations = Family::<L1, Counter>::default();
         r.register(
             "invocations",
-            "Invocations by outcome (a stop reason, or an error category)",
+            "Invocations by protocol and outcome (a stop reason, an error category, or a refusal)",
             invocations.clone(),
         );
-        let invocation_seconds = seconds();
+        let invocation_seconds =
+            Family::<L1, Histogram>::new_with_constructor(seconds as fn() -> Histogram);
         r.register(
             "invocation_duration_seconds",
-            "Duration of invocations",
+            "Duration of invocations by protocol",
             invocation_seconds.clone(),
         );
-        let in_flight = Gauge::default();
+        let in_flight = Family::<L1, Gauge>::default();
         r.register(
             "invocations_in_flight",
-            "Invocations running now",
+            "Invocations running now, by protocol",
             in_flight.clone(),
         );
         let bedrock_calls = Family::<L1, Counter>::default();
@@ -143,24 +144,30 @@ impl Metrics {
         }
     }
 
-    /// An invocation started; call [`Metrics::finished`] when it ends.
-    pub fn started(&self) {
-        self.in_flight.inc();
-    }
-
-    /// An invocation ended with `outcome` after `d`.
-    pub fn finished(&self, outcome: &str, d: Duration) {
-        self.in_flight.dec();
-        self.invocations
-            .get_or_create(&vec![("outcome", outcome.to_string())])
+    /// An invocation in `protocol` started; call [`Metrics::finished`] when it ends.
+    pub fn started(&self, protocol: &str) {
+        self.in_flight
+            .get_or_create(&vec![("protocol", protocol.to_string())])
             .inc();
-        self.invocation_seconds.observe(d.as_secs_f64());
     }
 
-    /// An invocation refused before it started (e.g. over the concurrency limit).
-    pub fn refused(&self, outcome: &str) {
+    /// An invocation in `protocol` ended with `outcome` after `d`.
+    pub fn finished(&self, protocol: &str, outcome: &str, d: Duration) {
+        let p = vec![("protocol", protocol.to_string())];
+        self.in_flight.get_or_create(&p).dec();
+        self.invocation_seconds
+            .get_or_create(&p)
+            .observe(d.as_secs_f64());
+        self.refused(protocol, outcome);
+    }
+
+    /// An invocation in `protocol` refused before it started (e.g. over the concurrency limit).
+    pub fn refused(&self, protocol: &str, outcome: &str) {
         self.invocations
-            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .get_or_create(&vec![
+                ("protocol", protocol.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
             .inc();
     }
 

@@ -13,7 +13,8 @@
 //! - [`operator`]: the operator process with the chart Deployment's flags, environment and identity.
 //! - [`process`]: the project's binaries as real processes, with their logs.
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
-//!   SDK's server, for the MCP suites.
+//!   SDK's server, for the MCP suites; [`openai`]: the `openai` SDK as a chat completions
+//!   client.
 
 // A test harness: when setting up a server or a client fails, stopping the test loudly is the
 // right outcome (each such function documents it under `# Panics`).
@@ -28,6 +29,7 @@ pub mod fixtures;
 pub mod k8s;
 pub mod lambda;
 pub mod mcp;
+pub mod openai;
 pub mod operator;
 pub mod process;
 pub mod python;

@@ -1,6 +1,7 @@
-//! MCP servers for the runtime's MCP suites: the official Python SDK's server
-//! (`tests/python/mcp_server.py` on `mcp` from PyPI, in a cached venv), started on a free
-//! loopback port, waited for until it accepts connections, and killed when dropped.
+//! The official Python MCP SDK (`mcp` from PyPI, in a cached venv) for the runtime's MCP
+//! suites: its server (`tests/python/mcp_server.py`), started on a free loopback port, waited
+//! for until it accepts connections, and killed when dropped; and its client
+//! (`tests/python/mcp_client.py`), run against the runtime's own `/mcp`.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -243,4 +244,17 @@ impl PyMcpServer {
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Process::pid)
     }
+}
+
+/// Runs the Python SDK's client (`tests/python/mcp_client.py`) with `spec` (`{"url", "mode",
+/// "calls"}`, see the script) and returns its JSON line.
+///
+/// # Panics
+/// When the script fails, prints no JSON, or runs past 90 s.
+pub async fn client(spec: serde_json::Value) -> serde_json::Value {
+    let venv = tokio::task::spawn_blocking(|| venv(Sdk::Current))
+        .await
+        .expect("venv task");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/mcp_client.py");
+    crate::python::run_json(&venv, &script, &spec, Duration::from_secs(90)).await
 }

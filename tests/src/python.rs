@@ -117,6 +117,45 @@ impl Venv {
     }
 }
 
+/// Runs `script` in `venv` with `spec` (JSON) as its one argument and returns the JSON line it
+/// prints; polls the child, so a hung client is killed after `timeout`.
+///
+/// # Panics
+/// When the script cannot start, prints no JSON, or runs past `timeout`.
+pub async fn run_json(
+    venv: &Venv,
+    script: &Path,
+    spec: &serde_json::Value,
+    timeout: std::time::Duration,
+) -> serde_json::Value {
+    let mut child = venv
+        .command(script)
+        .arg(spec.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the client script");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait for the client").is_none() {
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} ran past {timeout:?}: {spec}", script.display());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = child.wait_with_output().expect("client output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "{} printed no JSON ({}):\n{stdout}\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

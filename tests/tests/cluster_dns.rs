@@ -589,7 +589,9 @@ async fn front_reaches_back_by_its_cluster_dns_name_as_the_operator_configured_i
     // Back served it, and through the Service address front looked up.
     let (_, metrics) = curl(&node_ns, &format!("http://{BACK_IP}:8080/metrics"), None);
     assert!(
-        metrics.contains("agentry_runtime_invocations_total{outcome=\"end_turn\"} 1"),
+        metrics.contains(
+            "agentry_runtime_invocations_total{protocol=\"invoke\",outcome=\"end_turn\"} 1"
+        ),
         "{metrics}"
     );
     assert!(

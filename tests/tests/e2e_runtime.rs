@@ -149,7 +149,9 @@ async fn agent_a_asks_agent_b_which_calls_an_http_tool_all_as_processes() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("agentry_runtime_invocations_total{outcome=\"end_turn\"} 1"),
+        metrics.contains(
+            "agentry_runtime_invocations_total{protocol=\"invoke\",outcome=\"end_turn\"} 1"
+        ),
         "{metrics}"
     );
 }

@@ -132,11 +132,13 @@ async fn clients_that_never_send_their_body_hold_no_slot_and_get_408() {
     }
     let (_, metrics) = get(&rt.url, "/metrics").await;
     assert!(
-        metrics.contains("agentry_runtime_invocations_total{outcome=\"body_timeout\"} 8"),
+        metrics.contains(
+            "agentry_runtime_invocations_total{protocol=\"invoke\",outcome=\"body_timeout\"} 8"
+        ),
         "{metrics}"
     );
     assert!(
-        metrics.contains("agentry_runtime_invocations_in_flight 0"),
+        metrics.contains("agentry_runtime_invocations_in_flight{protocol=\"invoke\"} 0"),
         "{metrics}"
     );
 }

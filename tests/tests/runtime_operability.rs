@@ -1,6 +1,6 @@
-//! The real binary's access log (text and JSON, one line per invocation, never the prompt),
-//! its warning for each failed Bedrock call, an unreachable Bedrock, and the memory eight
-//! oversized replies cost.
+//! The real binary's access log (text and JSON, one line per invocation of any protocol, never the
+//! prompt), its warning for each failed Bedrock call, an unreachable Bedrock, and the memory
+//! eight oversized replies cost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -175,4 +175,92 @@ async fn eight_oversized_replies_at_once_are_refused_without_holding_them() {
         peak_mb < 48.0,
         "peak RSS {peak_mb:.1} MB with 8 replies of 10 MiB"
     );
+}
+
+#[tokio::test]
+async fn each_protocol_names_itself_in_the_access_line_with_its_request_id_and_stream_flag() {
+    let bedrock = FakeBedrock::start().await.unwrap();
+    bedrock.fallback(|_| Script::Turn(Turn::text("Elemental Hotel.")));
+    let (mut p, url) = start(
+        &bedrock.process_env(),
+        &["--log-format", "json", "--idle-timeout-seconds", "61"],
+    );
+    let client = reqwest::Client::new();
+    let send = |path: &str, id: &str, body: Value| {
+        client
+            .post(format!("{url}{path}"))
+            .header("x-request-id", id)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body.to_string())
+            .send()
+    };
+    let streamed = send(
+        "/v1/chat/completions",
+        "req-openai-1",
+        json!({"model": "radio", "stream": true,
+            "messages": [{"role": "user", "content": PROMPT}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(streamed.headers()["x-request-id"], "req-openai-1");
+    let text = streamed.text().await.unwrap();
+    assert!(text.contains("\"id\":\"chatcmpl-req-openai-1\""), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let called = send(
+        "/mcp",
+        "req-mcp-1",
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "radio", "arguments": {"input": PROMPT}}}),
+    )
+    .await
+    .unwrap();
+    let text = called.text().await.unwrap();
+    assert!(text.contains("Elemental Hotel."), "{text}");
+    assert_eq!(post(&url, PROMPT).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.kill();
+    let log = p.log();
+    assert!(
+        !log.contains("SECRET-PROMPT-7f3a"),
+        "the prompt reached the log:\n{log}"
+    );
+    let access: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "agentry_runtime::access")
+        .collect();
+    let line = |id: &str| {
+        access
+            .iter()
+            .find(|l| l["request_id"] == id)
+            .unwrap_or_else(|| panic!("no access line for {id}:\n{log}"))
+            .clone()
+    };
+    for (id, path, protocol, stream) in [
+        ("req-openai-1", "/v1/chat/completions", "openai", true),
+        ("req-mcp-1", "/mcp", "mcp", false),
+        ("req-from-client-1", "/v1/invoke", "invoke", false),
+    ] {
+        let l = line(id);
+        assert_eq!(
+            (
+                &l["path"],
+                &l["protocol"],
+                &l["stream"],
+                &l["status"],
+                &l["outcome"]
+            ),
+            (
+                &json!(path),
+                &json!(protocol),
+                &json!(stream),
+                &json!(200),
+                &json!("end_turn")
+            ),
+            "{l}"
+        );
+        assert_eq!(l["model_calls"], 1, "{l}");
+    }
 }

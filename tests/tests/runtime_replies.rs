@@ -51,11 +51,11 @@ async fn a_client_that_disconnects_is_counted_and_its_model_call_cancelled() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let m = metrics(&rt).await;
         assert!(
-            m.contains("agentry_runtime_invocations_in_flight 0"),
+            m.contains("agentry_runtime_invocations_in_flight{protocol=\"invoke\"} 0"),
             "stream={streaming}\n{m}"
         );
         assert!(
-            m.contains("agentry_runtime_invocations_total{outcome=\"client_disconnected\"} 1"),
+            m.contains("agentry_runtime_invocations_total{protocol=\"invoke\",outcome=\"client_disconnected\"} 1"),
             "stream={streaming}\n{m}"
         );
         assert!(

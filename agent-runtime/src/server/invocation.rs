@@ -15,6 +15,29 @@ use crate::invoke::Progress;
 /// Header carrying the request id (taken from the client when it sends a usable one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The protocol an invocation is spoken in: the bounded `protocol` label of the invocation
+/// metrics and the `protocol` field of the access log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /v1/invoke`, JSON or Server-Sent Events.
+    Invoke,
+    /// OpenAI chat completions, `POST /v1/chat/completions`.
+    OpenAi,
+    /// MCP `tools/call` at `/mcp`.
+    Mcp,
+}
+
+impl Protocol {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invoke => "invoke",
+            Self::OpenAi => "openai",
+            Self::Mcp => "mcp",
+        }
+    }
+}
+
 /// Outcome of an invocation whose client went away before its answer.
 pub const CLIENT_DISCONNECTED: &str = "client_disconnected";
 
@@ -51,7 +74,8 @@ pub struct Invocation {
     pub request_id: String,
     method: String,
     path: String,
-    protocol: &'static str,
+    protocol: Protocol,
+    stream: bool,
     started: Instant,
     /// Model calls, tool calls and tokens so far.
     pub progress: Arc<Progress>,
@@ -60,13 +84,13 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// A request arriving at `path`, spoken in `protocol` (a bounded name).
+    /// A request arriving at `path`, spoken in `protocol`.
     pub fn arrive(
         state: &AppState,
         headers: &HeaderMap,
         method: &str,
         path: &str,
-        protocol: &'static str,
+        protocol: Protocol,
     ) -> Self {
         Self {
             state: state.clone(),
@@ -74,6 +98,7 @@ impl Invocation {
             method: method.to_string(),
             path: path.to_string(),
             protocol,
+            stream: false,
             started: Instant::now(),
             progress: Arc::default(),
             ended: None,
@@ -87,14 +112,14 @@ impl Invocation {
             return false;
         };
         self.admitted = Some(permit);
-        self.state.rt.metrics.started();
+        self.state.rt.metrics.started(self.protocol.as_str());
         self.state.in_flight.count.fetch_add(1, Ordering::SeqCst);
         true
     }
 
-    /// The protocol it speaks now (a JSON request may turn into a stream).
-    pub fn set_protocol(&mut self, protocol: &'static str) {
-        self.protocol = protocol;
+    /// Marks it as answered with a stream (for the access log).
+    pub fn set_stream(&mut self) {
+        self.stream = true;
     }
 
     /// Records how it ended: the HTTP status sent and the outcome (a stop reason, an error
@@ -118,11 +143,11 @@ impl Drop for Invocation {
         let elapsed = self.started.elapsed();
         let metrics = &self.state.rt.metrics;
         if self.admitted.take().is_some() {
-            metrics.finished(&outcome, elapsed);
+            metrics.finished(self.protocol.as_str(), &outcome, elapsed);
             self.state.in_flight.count.fetch_sub(1, Ordering::SeqCst);
             self.state.in_flight.changed.notify_waiters();
         } else {
-            metrics.refused(&outcome);
+            metrics.refused(self.protocol.as_str(), &outcome);
         }
         let p = self.progress.snapshot();
         tracing::info!(
@@ -130,7 +155,8 @@ impl Drop for Invocation {
             request_id = %self.request_id,
             method = %self.method,
             path = %self.path,
-            protocol = self.protocol,
+            protocol = self.protocol.as_str(),
+            stream = self.stream,
             status,
             outcome = %outcome,
             duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),

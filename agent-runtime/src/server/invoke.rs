@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use super::body::{self, ReadFailure, Refusal};
-use super::invocation::Invocation;
+use super::invocation::{Invocation, Protocol};
 use super::sse;
 use super::{AppState, bedrock_error, error, retry_later};
 use crate::bedrock::BedrockError;
@@ -45,7 +45,7 @@ fn refuse(inv: &mut Invocation, r: &Refusal) -> Response {
 
 /// The handler.
 pub async fn handler(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let inv = Invocation::arrive(&s, &headers, "POST", PATH, "invoke");
+    let inv = Invocation::arrive(&s, &headers, "POST", PATH, Protocol::Invoke);
     let id = inv.request_id_header();
     let mut response = answer(&s, inv, &headers, body).await;
     if let Some(id) = id {
@@ -105,9 +105,10 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
         deadline: invoke::deadline(&s.rt.config, caller_ms),
         stream,
         request_id: inv.request_id.clone(),
+        overrides: Default::default(),
     };
     if stream {
-        inv.set_protocol("invoke_stream");
+        inv.set_stream();
         stream_response(s, request, inv)
     } else {
         json_response(s, request, inv).await
@@ -140,15 +141,6 @@ async fn json_response(s: &AppState, request: Request, mut inv: Invocation) -> R
     response
 }
 
-/// Aborts the streaming invocation when its response (the client) goes away.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 fn stream_response(s: &AppState, request: Request, mut inv: Invocation) -> Response {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -159,7 +151,7 @@ fn stream_response(s: &AppState, request: Request, mut inv: Invocation) -> Respo
         drop(inv);
         let _ = done_tx.send(result);
     });
-    let guard = AbortOnDrop(task.abort_handle());
+    let guard = sse::AbortOnDrop(task.abort_handle());
     let state = (rx, Some(done_rx), guard);
     let frames = futures::stream::unfold(state, |(mut rx, done, guard)| async move {
         let done_rx = done?;

@@ -1,10 +1,19 @@
 //! The HTTP API: `POST /v1/invoke` (JSON, or Server-Sent Events with
-//! `Accept: text/event-stream`), `GET /healthz`, `/readyz` and `/metrics`. Errors are JSON
-//! `{"error": {"code", "message"}}` with a fitting status, unknown paths and methods included.
+//! `Accept: text/event-stream`), OpenAI chat completions, the MCP server at `/mcp`,
+//! `GET /healthz`, `/readyz` and `/metrics`. Errors of `/v1/invoke` and the rest are JSON
+//! `{"error": {"code", "message"}}` with a fitting status, unknown paths and methods included;
+//! the chat completions endpoint answers in OpenAI's error shape, `/mcp` in MCP's.
 //!
 //! - [`body`]: reading and checking a request body (pure parts first, for tests and fuzzing);
 //! - [`invocation`]: one admitted or refused invocation, its metrics and its access log line;
-//! - [`invoke`]: the `/v1/invoke` endpoint.
+//! - [`invoke`]: the `/v1/invoke` endpoint;
+//! - [`openai`]: OpenAI chat completions (`/v1/chat/completions`, `/v1/models`);
+//! - [`mcp`]: the Agent as one MCP tool (`/mcp`, Streamable HTTP).
+//!
+//! Each protocol is a thin adapter over the one loop ([`crate::invoke::invoke`]): it maps its
+//! request to the loop's, and the loop's events and summary to its wire format, sharing the
+//! concurrency slots, the limits, the metrics (by `protocol`), the request id, the access log
+//! and the drain.
 
 // Helpers return `Result<_, Response>`: the error is the HTTP answer itself, sent as it is.
 #![allow(clippy::result_large_err)]
@@ -12,6 +21,8 @@
 pub mod body;
 pub mod invocation;
 mod invoke;
+pub mod mcp;
+pub mod openai;
 mod sse;
 
 use std::sync::Arc;
@@ -37,6 +48,8 @@ pub struct AppState {
     closing: watch::Receiver<bool>,
     in_flight: Arc<InFlight>,
     body_read_timeout: Duration,
+    /// When the server started, in Unix seconds (the `created` of the Agent's model entry).
+    started_unix: u64,
 }
 
 /// Invocations admitted and not yet ended, and a wake-up when the count changes.
@@ -71,6 +84,7 @@ impl AppState {
             closing,
             in_flight: Arc::default(),
             body_read_timeout,
+            started_unix: unix_now(),
         }
     }
 
@@ -102,10 +116,19 @@ impl AppState {
     }
 }
 
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/invoke", post(invoke::handler))
+        .merge(openai::routes())
+        .merge(mcp::routes(&state))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -152,7 +175,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no endpoint at {}; this agent serves POST /v1/invoke, GET /healthz, /readyz and /metrics",
+            "no endpoint at {}; this agent serves POST /v1/invoke, POST /v1/chat/completions, GET /v1/models, /mcp, GET /healthz, /readyz and /metrics",
             uri.path()
         ),
     )

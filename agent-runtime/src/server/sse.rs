@@ -26,6 +26,15 @@ pub fn event(buf: &mut Vec<u8>, name: &str, data: &impl Serialize) {
     buf.extend_from_slice(b"\n\n");
 }
 
+/// Aborts a streaming invocation's task when its response (the client) goes away.
+pub struct AbortOnDrop(pub tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A `text/event-stream` response with `body`.
 pub fn response(body: Body) -> Response {
     let mut r = Response::new(body);

@@ -14,7 +14,7 @@ use agentry_crds::limits::EffectiveLimits;
 use agentry_crds::runtime_config::{
     AgentIdentity, ModelConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
 };
-use agentry_runtime::bedrock::{Bedrock, BedrockError};
+use agentry_runtime::bedrock::{Bedrock, BedrockError, Overrides};
 use agentry_runtime::conversation::Message;
 use agentry_runtime::machine::ModelReply;
 use agentry_runtime::tools::Offered;
@@ -199,10 +199,11 @@ impl Harness {
 
     pub fn converse(&self, answer: Answer) -> Result<ModelReply, BedrockError> {
         *self.replay.0.lock().unwrap() = Some(answer);
-        self.rt.block_on(
-            self.bedrock
-                .converse(&Self::messages(), &Offered::default()),
-        )
+        self.rt.block_on(self.bedrock.converse(
+            &Self::messages(),
+            &Offered::default(),
+            &Overrides::default(),
+        ))
     }
 
     /// The outcome, and the text passed on as it streamed.
@@ -212,6 +213,7 @@ impl Harness {
         let outcome = self.rt.block_on(self.bedrock.converse_stream(
             &Self::messages(),
             &Offered::default(),
+            &Overrides::default(),
             |t| seen.push_str(t),
         ));
         (outcome, seen)

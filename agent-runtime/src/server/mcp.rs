@@ -1,0 +1,341 @@
+//! The Agent as an MCP server at `/mcp` (Streamable HTTP, through the official Rust SDK
+//! `rmcp`): one tool, named after the Agent, taking `{input: string}` and answering with the
+//! Agent's text, `isError: true` when the invocation fails or stops on a limit. A thin
+//! adapter over the loop: each `tools/call` is one invocation with the same concurrency slots,
+//! limits, metrics (`protocol="mcp"`), request id, access log and drain as `/v1/invoke`.
+//!
+//! Served stateless (no `Mcp-Session-Id`, plain JSON answers): every call stands alone, so
+//! any replica behind the Service can answer it.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Map, Value, json};
+use tower::ServiceExt;
+
+use super::invocation::{Invocation, Protocol};
+use super::{AppState, body, error};
+use crate::invoke::{self, Request as LoopRequest, Summary};
+use crate::machine::StopReason;
+use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
+
+const PATH: &str = "/mcp";
+
+/// Longest MCP tool name (the MCP specification's bound).
+const MAX_TOOL_NAME: usize = 128;
+
+/// The MCP tool name of Agent `agent`: MCP allows `A-Z a-z 0-9 _ - .`, 1 to 128 characters;
+/// a Kubernetes name already fits, anything else is replaced by `_`.
+pub fn tool_name(agent: &str) -> String {
+    let name: String = agent
+        .chars()
+        .take(MAX_TOOL_NAME)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "agent".into()
+    } else {
+        name
+    }
+}
+
+/// The tool's description. The Agent has no description of its own yet, and its system prompt
+/// is not for callers to read, so it is a fixed phrase naming the Agent.
+pub fn tool_description(agent: &str, namespace: &str) -> String {
+    format!(
+        "Ask the agent {agent} (namespace {namespace}): send a request in plain language as \
+         `input`; it works on it with its own tools and answers with text."
+    )
+}
+
+/// The tool's input schema: `{input: string}`, required.
+pub fn input_schema() -> Map<String, Value> {
+    let schema = json!({
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": "The request, in plain language."}},
+        "required": ["input"],
+    });
+    match schema {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// What a finished invocation answers: the text and whether it is an error. A limit stop is
+/// an error (the answer is incomplete), carrying the reason and whatever text there was.
+pub fn result_of(outcome: &Result<Summary, crate::bedrock::BedrockError>) -> (String, bool) {
+    match outcome {
+        Ok(s)
+            if matches!(
+                s.stop_reason,
+                StopReason::EndTurn | StopReason::StopSequence
+            ) =>
+        {
+            (s.output.clone(), false)
+        }
+        Ok(s) => {
+            let why = format!(
+                "the agent stopped before finishing its answer: {}",
+                s.stop_reason.as_str()
+            );
+            let text = if s.output.is_empty() {
+                why
+            } else {
+                format!("{why}. Partial answer: {}", s.output)
+            };
+            (text, true)
+        }
+        Err(e) => (e.to_string(), true),
+    }
+}
+
+/// The MCP server handler: one per request (stateless), sharing the runtime's state.
+#[derive(Clone)]
+struct AgentServer {
+    state: AppState,
+    tool: Arc<Tool>,
+}
+
+impl AgentServer {
+    fn new(state: AppState) -> Self {
+        let agent = &state.rt.config.agent;
+        let tool = Tool::new(
+            tool_name(&agent.name),
+            tool_description(&agent.name, &agent.namespace),
+            Arc::new(input_schema()),
+        );
+        Self {
+            state,
+            tool: Arc::new(tool),
+        }
+    }
+
+    fn failed(text: impl Into<String>) -> CallToolResponse {
+        CallToolResult::error(vec![ContentBlock::text(text)]).into()
+    }
+
+    async fn invoke(&self, input: String, headers: HeaderMap) -> CallToolResponse {
+        let s = &self.state;
+        let mut inv = Invocation::arrive(s, &headers, "POST", PATH, Protocol::Mcp);
+        if s.draining() {
+            inv.finish(503, "shutting_down");
+            return Self::failed("the runtime is shutting down; retry on another replica");
+        }
+        let (depth, caller_ms) = match (
+            body::header_number(&headers, CALL_DEPTH_HEADER),
+            body::header_number(&headers, DEADLINE_HEADER),
+        ) {
+            (Ok(d), Ok(ms)) => (u32::try_from(d.unwrap_or(0)).unwrap_or(u32::MAX), ms),
+            (Err(r), _) | (_, Err(r)) => {
+                inv.finish(r.status.as_u16(), r.code);
+                return Self::failed(r.message);
+            }
+        };
+        if let Err(e) = crate::conversation::check(&[], Some(&input)) {
+            inv.finish(400, "invalid_request");
+            return Self::failed(e.to_string());
+        }
+        if !inv.admit() {
+            inv.finish(429, "over_capacity");
+            return Self::failed(format!(
+                "this agent is serving its limit of {} concurrent invocations; retry shortly",
+                s.rt.config.limits.max_concurrent_invocations
+            ));
+        }
+        let request = LoopRequest {
+            input: Some(input),
+            messages: vec![],
+            depth,
+            deadline: invoke::deadline(&s.rt.config, caller_ms),
+            stream: false,
+            request_id: inv.request_id.clone(),
+            overrides: Default::default(),
+        };
+        let outcome = invoke::invoke(&s.rt, request, None, &inv.progress).await;
+        let label = match &outcome {
+            Ok(summary) => summary.stop_reason.as_str().to_string(),
+            Err(e) => e.category().to_string(),
+        };
+        inv.finish(200, &label);
+        let (text, is_error) = result_of(&outcome);
+        let content = vec![ContentBlock::text(text)];
+        if is_error {
+            CallToolResult::error(content).into()
+        } else {
+            CallToolResult::success(content).into()
+        }
+    }
+}
+
+impl ServerHandler for AgentServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
+            Implementation::new(
+                self.state.rt.config.agent.name.clone(),
+                env!("CARGO_PKG_VERSION"),
+            ),
+        )
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        (name == self.tool.name).then(|| (*self.tool).clone())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![(*self.tool).clone()]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if request.name != self.tool.name {
+            return Err(ErrorData::invalid_params(
+                Cow::Owned(format!(
+                    "unknown tool {}: this server has one tool, {}",
+                    request.name, self.tool.name
+                )),
+                None,
+            ));
+        }
+        let input = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("input"))
+            .and_then(Value::as_str);
+        let Some(input) = input else {
+            return Ok(Self::failed(
+                "give `input`, a string: the request for the agent",
+            ));
+        };
+        let headers = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .map(|p| p.headers.clone())
+            .unwrap_or_default();
+        // A client that cancels or goes away cancels the invocation; the guard it drops
+        // counts it as `client_disconnected`.
+        tokio::select! {
+            r = self.invoke(input.to_string(), headers) => Ok(r),
+            _ = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled", None)),
+        }
+    }
+}
+
+/// The `/mcp` route, for `state`'s runtime.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let handler = AgentServer::new(state.clone());
+    // No Host allowlist: rmcp's default (loopback names only) guards a server on a developer's
+    // machine against DNS rebinding, but a pod is reached by its Service name, its pod IP, a
+    // custom cluster domain or an Ingress host, none of which can be listed in advance; and
+    // `/v1/invoke` on the same port has no such check to bypass. Browsers are kept out
+    // instead: a request carrying any `Origin` is refused (MCP hosts send none).
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .disable_allowed_hosts()
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(body::MAX_BODY_BYTES);
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    Router::new().route(
+        PATH,
+        any(move |State(s): State<AppState>, req: Request| {
+            let service = service.clone();
+            async move {
+                if s.draining() {
+                    let mut r = error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "shutting_down",
+                        "the runtime is shutting down; retry on another replica",
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(1));
+                    return r;
+                }
+                match service.oneshot(req).await {
+                    Ok(r) => r.map(axum::body::Body::new).into_response(),
+                    Err(never) => match never {},
+                }
+            }
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::Usage;
+
+    fn summary(stop: StopReason, output: &str) -> Result<Summary, crate::bedrock::BedrockError> {
+        Ok(Summary {
+            output: output.into(),
+            stop_reason: stop,
+            iterations: 1,
+            usage: Usage::default(),
+            tool_calls: vec![],
+            texts: vec![output.into()],
+        })
+    }
+
+    #[test]
+    fn a_kubernetes_name_is_a_valid_tool_name_and_other_characters_become_underscores() {
+        assert_eq!(tool_name("radio-dj.v2"), "radio-dj.v2");
+        assert_eq!(tool_name("a b/c"), "a_b_c");
+        assert_eq!(tool_name(&"x".repeat(300)).len(), MAX_TOOL_NAME);
+        assert_eq!(tool_name(""), "agent");
+    }
+
+    #[test]
+    fn an_answer_is_a_success_and_a_limit_stop_an_error_with_its_reason_and_partial_text() {
+        assert_eq!(
+            result_of(&summary(StopReason::EndTurn, "Elemental Hotel")),
+            ("Elemental Hotel".into(), false)
+        );
+        let (text, is_error) = result_of(&summary(StopReason::MaxIterations, "Let me check."));
+        assert!(is_error);
+        assert_eq!(
+            text,
+            "the agent stopped before finishing its answer: max_iterations. Partial answer: Let me check."
+        );
+        let (text, is_error) = result_of(&Err(crate::bedrock::BedrockError::Throttled(
+            "slow down".into(),
+        )));
+        assert!(is_error && text.contains("slow down"), "{text}");
+    }
+
+    #[test]
+    fn the_input_schema_requires_a_string_input() {
+        let s = Value::Object(input_schema());
+        assert_eq!(s["properties"]["input"]["type"], "string");
+        assert_eq!(s["required"], json!(["input"]));
+    }
+}

@@ -1,0 +1,317 @@
+//! OpenAI-compatible chat completions: `POST /v1/chat/completions` (a `chat.completion`, or
+//! `chat.completion.chunk` Server-Sent Events with `stream: true`) and `GET /v1/models` (the
+//! Agent as the one model). A thin adapter over the loop: [`request`] maps the body to the
+//! loop's request, [`wire`] maps its events and summary to OpenAI's shapes; admission, the
+//! concurrency slots, metrics (`protocol="openai"`), the access log and the drain are the
+//! same as `/v1/invoke`'s. Errors are `{"error": {message, type, param, code}}` with the
+//! statuses the `openai` SDKs map to their exception classes.
+
+pub mod request;
+mod stream;
+pub mod wire;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::body::{self, ReadFailure};
+use super::invocation::{Invocation, Protocol, REQUEST_ID_HEADER};
+use crate::bedrock::BedrockError;
+use crate::invoke::{self, Request, Summary};
+use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
+use request::{Bounds, ChatRequest, RequestError};
+use wire::{ErrorBody, ErrorObject, Head};
+
+const PATH: &str = "/v1/chat/completions";
+
+/// Between the texts of two model calls (before and after a tool round trip), in the answer
+/// and in the stream alike.
+pub(super) const BETWEEN_REPLIES: &str = "\n\n";
+
+/// The routes of this protocol.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(PATH, post(completions))
+        .route("/v1/models", get(models))
+}
+
+async fn models(State(s): State<AppState>) -> Response {
+    axum::Json(wire::models(&s.rt.config.agent.name, s.started_unix)).into_response()
+}
+
+/// An error answer; `retry_after` adds `Retry-After`, `no_retry` tells the SDKs not to retry
+/// (`x-should-retry: false`) where a retry would fail the same way.
+pub(super) struct Failure {
+    status: StatusCode,
+    pub(super) error: ErrorObject,
+    retry_after: Option<u32>,
+    no_retry: bool,
+}
+
+impl Failure {
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: String) -> Self {
+        Self {
+            status,
+            error: ErrorObject {
+                message,
+                kind,
+                param: None,
+                code: Some(code),
+            },
+            retry_after: None,
+            no_retry: false,
+        }
+    }
+
+    fn response(self) -> Response {
+        let mut r = (self.status, axum::Json(ErrorBody { error: self.error })).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.no_retry {
+            r.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        r
+    }
+}
+
+fn refused(e: RequestError) -> Failure {
+    let message = e.to_string();
+    match e {
+        RequestError::Invalid { param, code, .. } => {
+            let mut f = Failure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                code,
+                message,
+            );
+            f.error.param = param;
+            f
+        }
+        RequestError::ModelNotFound { .. } => {
+            let mut f = Failure::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                message,
+            );
+            f.error.param = Some("model".into());
+            f
+        }
+    }
+}
+
+/// A failed model call: throttling is a rate limit (429, retried after `Retry-After`); a
+/// conversation Bedrock cannot take is the client's (400); a model's refusal is not retried;
+/// the rest (unreachable, unreadable, incomplete) may be transient and are retried.
+pub(super) fn model_failure(e: &BedrockError) -> Failure {
+    let message = e.to_string();
+    match e {
+        BedrockError::Throttled(_) => Failure {
+            retry_after: Some(2),
+            ..Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                message,
+            )
+        },
+        BedrockError::Request(_) => Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            e.code(),
+            message,
+        ),
+        BedrockError::Model { .. } | BedrockError::ReplyTooLarge { .. } => Failure {
+            no_retry: true,
+            ..Failure::new(StatusCode::BAD_GATEWAY, "server_error", e.code(), message)
+        },
+        _ => Failure::new(StatusCode::BAD_GATEWAY, "server_error", e.code(), message),
+    }
+}
+
+pub(super) fn deadline(summary: &Summary) -> Failure {
+    Failure {
+        no_retry: true,
+        ..Failure::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "deadline_exceeded",
+            format!(
+                "the invocation passed its deadline after {} model calls and {} tool calls",
+                summary.iterations,
+                summary.tool_calls.len()
+            ),
+        )
+    }
+}
+
+pub(super) fn outcome(result: &Result<Summary, BedrockError>) -> String {
+    match result {
+        Ok(s) => s.stop_reason.as_str().to_string(),
+        Err(e) => e.category().to_string(),
+    }
+}
+
+async fn completions(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let inv = Invocation::arrive(&s, &headers, "POST", PATH, Protocol::OpenAi);
+    let id = inv.request_id_header();
+    let mut response = answer(&s, inv, &headers, body).await;
+    if let Some(id) = id {
+        response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+fn refuse(inv: &mut Invocation, f: Failure, outcome: &str) -> Response {
+    inv.finish(f.status.as_u16(), outcome);
+    f.response()
+}
+
+async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Body) -> Response {
+    if s.draining() {
+        let f = Failure {
+            retry_after: Some(1),
+            ..Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "shutting_down",
+                "the runtime is shutting down; retry on another replica".into(),
+            )
+        };
+        let mut r = refuse(&mut inv, f, "shutting_down");
+        // The body is not read: the connection cannot carry another request.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    let bytes = match body::read(headers, body, s.body_read_timeout, s.closing.clone()).await {
+        Ok(b) => b,
+        Err(ReadFailure::Refused(r)) => {
+            let kind = if r.status.is_server_error() {
+                "server_error"
+            } else {
+                "invalid_request_error"
+            };
+            let mut f = Failure::new(r.status, kind, r.code, r.message);
+            if r.code == "shutting_down" {
+                f.retry_after = Some(1);
+            }
+            let mut response = refuse(&mut inv, f, r.code);
+            if matches!(r.code, "body_timeout" | "shutting_down") {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
+        Err(ReadFailure::Disconnected) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let cfg = &s.rt.config;
+    let bounds = Bounds {
+        agent: &cfg.agent.name,
+        max_tokens: cfg.model.max_tokens,
+    };
+    let chat = match request::parse(&bytes, bounds) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match &e {
+                RequestError::Invalid { .. } => "invalid_request",
+                RequestError::ModelNotFound { .. } => "model_not_found",
+            };
+            return refuse(&mut inv, refused(e), code);
+        }
+    };
+    let (depth, caller_ms) = match (
+        body::header_number(headers, CALL_DEPTH_HEADER),
+        body::header_number(headers, DEADLINE_HEADER),
+    ) {
+        (Ok(d), Ok(ms)) => (u32::try_from(d.unwrap_or(0)).unwrap_or(u32::MAX), ms),
+        (Err(r), _) | (_, Err(r)) => {
+            let f = Failure::new(r.status, "invalid_request_error", r.code, r.message);
+            return refuse(&mut inv, f, r.code);
+        }
+    };
+    if !inv.admit() {
+        let f = Failure {
+            retry_after: Some(1),
+            ..Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                format!(
+                    "this agent is serving its limit of {} concurrent invocations; retry shortly",
+                    cfg.limits.max_concurrent_invocations
+                ),
+            )
+        };
+        return refuse(&mut inv, f, "over_capacity");
+    }
+    let ChatRequest {
+        messages,
+        overrides,
+        stream,
+        include_usage,
+    } = chat;
+    let request = Request {
+        input: None,
+        messages,
+        depth,
+        deadline: invoke::deadline(cfg, caller_ms),
+        stream,
+        request_id: inv.request_id.clone(),
+        overrides,
+    };
+    let head = OwnedHead {
+        id: format!("chatcmpl-{}", inv.request_id),
+        created: super::unix_now(),
+    };
+    if stream {
+        inv.set_stream();
+        stream::response(s, request, inv, head, include_usage)
+    } else {
+        json_response(s, request, inv, head).await
+    }
+}
+
+/// The owned parts of [`Head`]; the model is the Agent's name.
+pub(super) struct OwnedHead {
+    pub(super) id: String,
+    pub(super) created: u64,
+}
+
+async fn json_response(
+    s: &AppState,
+    request: Request,
+    mut inv: Invocation,
+    head: OwnedHead,
+) -> Response {
+    let result = invoke::invoke(&s.rt, request, None, &inv.progress).await;
+    let response = match &result {
+        Ok(summary) => match wire::finish_reason(&summary.stop_reason) {
+            Some(finish) => {
+                let head = Head {
+                    id: &head.id,
+                    created: head.created,
+                    model: &s.rt.config.agent.name,
+                };
+                let content = summary.texts.join(BETWEEN_REPLIES);
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    wire::completion(head, &content, finish, summary.usage),
+                )
+                    .into_response()
+            }
+            None => deadline(summary).response(),
+        },
+        Err(e) => model_failure(e).response(),
+    };
+    inv.finish(response.status().as_u16(), &outcome(&result));
+    response
+}
