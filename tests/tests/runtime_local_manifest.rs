@@ -68,10 +68,7 @@ fn a_manifest_breaking_a_cel_rule_exits_non_zero_with_the_rules_message() {
     let fixed = MANIFEST
         .replace("    maxTokkens: 5\n", "")
         .replace("  systemPromt: You help.\n", "")
-        .replace(
-            "        retries: 3\n",
-            "        service: {name: search}\n",
-        );
+        .replace("        retries: 3\n", "        service: {name: search}\n");
     let path = write("cel", &fixed);
     let out = run(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -289,7 +289,10 @@ async fn compare_kinds(setup: &Setup, s: &Scenario) {
     );
     println!("{}", drive::HEADER);
     let mut http_cpu = None;
-    for kind in Kind::ALL {
+    // For profiling one kind: BENCH_KINDS=lambda (comma-separated names).
+    let only = std::env::var("BENCH_KINDS").unwrap_or_default();
+    let chosen = |k: Kind| only.is_empty() || only.split(',').any(|n| n.trim() == k.name());
+    for kind in Kind::ALL.into_iter().filter(|k| chosen(*k)) {
         let side = setup.run_runtime(s, kind).await;
         println!(
             "{}",
