@@ -10,6 +10,8 @@
 //!                                            # latency ms, in flight, invocations, json|stream
 //! cargo run --release -p agentry-tests --bin bench-runtime -- kinds [0 16 8000 json]
 //!                     # the same scenario with the tool call as http, lambda and openapi tool
+//! cargo run --release -p agentry-tests --bin bench-runtime -- protocols [0 16 8000 json]
+//!                     # the same scenario over /v1/invoke, chat completions and MCP
 //! ```
 
 // A benchmark: when its setup fails, stopping loudly is the right outcome.
@@ -32,7 +34,7 @@ use agentry_tests::process::{Process, release_binary};
 use agentry_tests::runtime::{ToolBehaviour, ToolServer};
 use serde_json::{Value, json};
 
-use drive::{Scenario, Side};
+use drive::{Protocol, Scenario, Side};
 use kinds::Kind;
 
 /// The scripted model: a tool call first (through `kind`), the answer once the tool result is
@@ -174,10 +176,10 @@ impl Setup {
     }
 
     /// The scenario against agentry-runtime.
-    async fn run_runtime(&self, s: &Scenario, kind: Kind) -> Side {
+    async fn run_runtime(&self, s: &Scenario, kind: Kind, protocol: Protocol) -> Side {
         self.script(s, kind);
         let (p, url, path) = self.runtime(s, kind).await;
-        let side = drive::runtime(&url, p.pid(), s).await;
+        let side = drive::runtime(&url, p.pid(), "bench", protocol, s).await;
         // A graceful stop, so a profiler the runtime runs under writes its data.
         let mut p = p;
         tokio::task::spawn_blocking(move || p.terminate(Duration::from_secs(30)))
@@ -241,6 +243,16 @@ async fn main() {
         let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
         return compare_kinds(&setup().await, &s).await;
     }
+    if args.first().map(String::as_str) == Some("protocols") {
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let words = if words.is_empty() {
+            vec!["0", "16", "8000", "json"]
+        } else {
+            words
+        };
+        let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
+        return compare_protocols(&setup().await, &s).await;
+    }
     let scenarios = if args.is_empty() {
         Scenario::matrix()
     } else {
@@ -255,7 +267,7 @@ async fn main() {
     println!("start to ready: median {med:.1} ms (min {lo:.1}, max {hi:.1})");
     println!("{}", drive::HEADER);
     for s in &scenarios {
-        let runtime = setup.run_runtime(s, Kind::Http).await;
+        let runtime = setup.run_runtime(s, Kind::Http, Protocol::Invoke).await;
         let bare = setup.run_bare(s).await;
         println!("{}", drive::row(s, "agentry-runtime", &runtime));
         println!("{}", drive::row(s, "bare SDK loop", &bare));
@@ -293,7 +305,7 @@ async fn compare_kinds(setup: &Setup, s: &Scenario) {
     let only = std::env::var("BENCH_KINDS").unwrap_or_default();
     let chosen = |k: Kind| only.is_empty() || only.split(',').any(|n| n.trim() == k.name());
     for kind in Kind::ALL.into_iter().filter(|k| chosen(*k)) {
-        let side = setup.run_runtime(s, kind).await;
+        let side = setup.run_runtime(s, kind, Protocol::Invoke).await;
         println!(
             "{}",
             drive::row(s, &format!("runtime, {} tool", kind.name()), &side)
@@ -303,6 +315,32 @@ async fn compare_kinds(setup: &Setup, s: &Scenario) {
             println!(
                 "|  |  |  | {} / http | | | | | | | {:.2}x ({:+.3} ms per call) | |",
                 kind.name(),
+                side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
+                side.cpu_s_per_1000 - base
+            );
+        }
+    }
+}
+
+/// One scenario over each protocol, each in a fresh runtime, and each protocol's CPU per
+/// invocation against `/v1/invoke`'s. MCP answers are never streamed.
+async fn compare_protocols(setup: &Setup, s: &Scenario) {
+    println!("one tool round trip = 2 model calls + 1 HTTP tool call, over each protocol");
+    println!("{}", drive::HEADER);
+    let only = std::env::var("BENCH_PROTOCOLS").unwrap_or_default();
+    let chosen = |p: Protocol| only.is_empty() || only.split(',').any(|n| n.trim() == p.name());
+    let mut invoke_cpu = None;
+    for protocol in Protocol::ALL.into_iter().filter(|p| chosen(*p)) {
+        let side = setup.run_runtime(s, Kind::Http, protocol).await;
+        println!(
+            "{}",
+            drive::row(s, &format!("runtime, {}", protocol.name()), &side)
+        );
+        let base = *invoke_cpu.get_or_insert(side.cpu_s_per_1000);
+        if protocol != Protocol::Invoke {
+            println!(
+                "|  |  |  | {} / invoke | | | | | | | {:.2}x ({:+.3} ms per invocation) | |",
+                protocol.name(),
                 side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
                 side.cpu_s_per_1000 - base
             );

@@ -166,32 +166,109 @@ where
     (latencies, errors, start.elapsed())
 }
 
-const INPUT: &str = r#"{"input":"What is the most popular song on WZPZ?"}"#;
+const QUESTION: &str = "What is the most popular song on WZPZ?";
 
-/// The scenario against agentry-runtime at `url` (process `pid`).
-pub async fn runtime(url: &str, pid: u32, s: &Scenario) -> Side {
+/// The protocol the load generator speaks to the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /v1/invoke` (JSON, or SSE when streaming).
+    Invoke,
+    /// `POST /v1/chat/completions` (a completion, or chunks when streaming).
+    OpenAi,
+    /// `POST /mcp`, one stateless `tools/call` (never streamed).
+    Mcp,
+}
+
+impl Protocol {
+    /// Every protocol, `/v1/invoke` first (the others are compared with it).
+    pub const ALL: [Protocol; 3] = [Protocol::Invoke, Protocol::OpenAi, Protocol::Mcp];
+
+    /// Its name in the tables (the `protocol` metric label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Invoke => "invoke",
+            Protocol::OpenAi => "openai",
+            Protocol::Mcp => "mcp",
+        }
+    }
+
+    /// One request of this protocol to `base`, for an Agent named `agent`.
+    fn request(
+        self,
+        client: &reqwest::Client,
+        base: &str,
+        agent: &str,
+        stream: bool,
+    ) -> reqwest::RequestBuilder {
+        match self {
+            Protocol::Invoke => {
+                let r = client
+                    .post(format!("{base}/v1/invoke"))
+                    .body(serde_json::json!({"input": QUESTION}).to_string());
+                if stream {
+                    r.header("accept", "text/event-stream")
+                } else {
+                    r
+                }
+            }
+            Protocol::OpenAi => client
+                .post(format!("{base}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .body(
+                    serde_json::json!({"model": agent, "stream": stream,
+                        "messages": [{"role": "user", "content": QUESTION}]})
+                    .to_string(),
+                ),
+            Protocol::Mcp => client
+                .post(format!("{base}/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .body(
+                    serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                        "params": {"name": agent, "arguments": {"input": QUESTION}}})
+                    .to_string(),
+                ),
+        }
+    }
+
+    /// Whether a 200 answer's body is a complete, successful answer.
+    fn complete(self, body: &[u8], stream: bool) -> bool {
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        match (self, stream) {
+            (Protocol::Invoke, true) => has(b"event: done"),
+            (Protocol::Invoke, false) => has(b"\"stopReason\":\"end_turn\""),
+            (Protocol::OpenAi, true) => has(b"data: [DONE]"),
+            (Protocol::OpenAi, false) => has(b"\"finish_reason\":\"stop\""),
+            (Protocol::Mcp, _) => has(b"\"isError\":false"),
+        }
+    }
+}
+
+/// The scenario against agentry-runtime at `url` (process `pid`, Agent `agent`), over
+/// `protocol`.
+pub async fn runtime(url: &str, pid: u32, agent: &str, protocol: Protocol, s: &Scenario) -> Side {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
         .build()
         .expect("client");
     let base = url.to_string();
-    let url = format!("{url}/v1/invoke");
-    let stream = s.stream;
-    let one = move || {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            let mut req = client.post(&url).body(INPUT);
-            if stream {
-                req = req.header("accept", "text/event-stream");
+    let stream = s.stream && protocol != Protocol::Mcp;
+    let agent = agent.to_string();
+    let one = {
+        let base = base.clone();
+        move || {
+            let req = protocol.request(&client, &base, &agent, stream);
+            async move {
+                let Ok(r) = req.send().await else {
+                    return false;
+                };
+                let ok = r.status() == 200;
+                let Ok(body) = r.bytes().await else {
+                    return false;
+                };
+                ok && protocol.complete(&body, stream)
             }
-            let Ok(r) = req.send().await else {
-                return false;
-            };
-            let ok = r.status() == 200;
-            let Ok(body) = r.bytes().await else {
-                return false;
-            };
-            ok && (!stream || body.windows(11).any(|w| w == b"event: done"))
         }
     };
     let cpu0 = cpu_seconds(pid);
