@@ -293,28 +293,21 @@ async fn setup() -> Setup {
     }
 }
 
-/// One scenario with the tool call through each kind, each in a fresh runtime, and each kind's
-/// CPU per invocation against the http tool's.
-async fn compare_kinds(setup: &Setup, s: &Scenario) {
-    println!(
-        "one tool round trip = 2 model calls + 1 tool call, as an http, lambda and openapi tool"
-    );
+/// One scenario run once per variant (`(name, tool kind, protocol)`, the first is the
+/// baseline), each in a fresh runtime, with each variant's CPU per invocation against the
+/// baseline's. `only_var` (comma-separated names) picks variants, for profiling one.
+async fn compare(setup: &Setup, s: &Scenario, variants: &[(&str, Kind, Protocol)], only_var: &str) {
     println!("{}", drive::HEADER);
-    let mut http_cpu = None;
-    // For profiling one kind: BENCH_KINDS=lambda (comma-separated names).
-    let only = std::env::var("BENCH_KINDS").unwrap_or_default();
-    let chosen = |k: Kind| only.is_empty() || only.split(',').any(|n| n.trim() == k.name());
-    for kind in Kind::ALL.into_iter().filter(|k| chosen(*k)) {
-        let side = setup.run_runtime(s, kind, Protocol::Invoke).await;
-        println!(
-            "{}",
-            drive::row(s, &format!("runtime, {} tool", kind.name()), &side)
-        );
-        let base = *http_cpu.get_or_insert(side.cpu_s_per_1000);
-        if kind != Kind::Http {
+    let only = std::env::var(only_var).unwrap_or_default();
+    let chosen = |n: &str| only.is_empty() || only.split(',').any(|o| o.trim() == n);
+    let mut baseline = None;
+    for (name, kind, protocol) in variants.iter().filter(|v| chosen(v.0)) {
+        let side = setup.run_runtime(s, *kind, *protocol).await;
+        println!("{}", drive::row(s, &format!("runtime, {name}"), &side));
+        let (base_name, base) = *baseline.get_or_insert((*name, side.cpu_s_per_1000));
+        if *name != base_name {
             println!(
-                "|  |  |  | {} / http | | | | | | | {:.2}x ({:+.3} ms per call) | |",
-                kind.name(),
+                "|  |  |  | {name} / {base_name} | | | | | | | {:.2}x ({:+.3} ms per invocation) | |",
                 side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
                 side.cpu_s_per_1000 - base
             );
@@ -322,28 +315,19 @@ async fn compare_kinds(setup: &Setup, s: &Scenario) {
     }
 }
 
-/// One scenario over each protocol, each in a fresh runtime, and each protocol's CPU per
-/// invocation against `/v1/invoke`'s. MCP answers are never streamed.
+/// The tool call through each kind, over `/v1/invoke` (`BENCH_KINDS=lambda` picks kinds).
+async fn compare_kinds(setup: &Setup, s: &Scenario) {
+    println!(
+        "one tool round trip = 2 model calls + 1 tool call, as an http, lambda and openapi tool"
+    );
+    let variants = Kind::ALL.map(|k| (k.name(), k, Protocol::Invoke));
+    compare(setup, s, &variants, "BENCH_KINDS").await;
+}
+
+/// The same round trip over each protocol (`BENCH_PROTOCOLS=mcp` picks protocols); MCP answers
+/// are never streamed.
 async fn compare_protocols(setup: &Setup, s: &Scenario) {
     println!("one tool round trip = 2 model calls + 1 HTTP tool call, over each protocol");
-    println!("{}", drive::HEADER);
-    let only = std::env::var("BENCH_PROTOCOLS").unwrap_or_default();
-    let chosen = |p: Protocol| only.is_empty() || only.split(',').any(|n| n.trim() == p.name());
-    let mut invoke_cpu = None;
-    for protocol in Protocol::ALL.into_iter().filter(|p| chosen(*p)) {
-        let side = setup.run_runtime(s, Kind::Http, protocol).await;
-        println!(
-            "{}",
-            drive::row(s, &format!("runtime, {}", protocol.name()), &side)
-        );
-        let base = *invoke_cpu.get_or_insert(side.cpu_s_per_1000);
-        if protocol != Protocol::Invoke {
-            println!(
-                "|  |  |  | {} / invoke | | | | | | | {:.2}x ({:+.3} ms per invocation) | |",
-                protocol.name(),
-                side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
-                side.cpu_s_per_1000 - base
-            );
-        }
-    }
+    let variants = Protocol::ALL.map(|p| (p.name(), Kind::Http, p));
+    compare(setup, s, &variants, "BENCH_PROTOCOLS").await;
 }
