@@ -159,8 +159,9 @@ async fn a_conversation_through_the_page_in_headless_chromium() {
         Script::Turn(Turn::text(FOLLOW_UP)),
         Script::Error(400, "ValidationException".into(), REFUSAL.into()),
         Script::Turn(cut_short),
+        // Long enough for the page's next send to find the slot still taken.
         Script::Delay(
-            Duration::from_millis(1500),
+            Duration::from_secs(3),
             Box::new(Script::Turn(Turn::text("late"))),
         ),
         Script::Turn(Turn::text("A fresh start.")),
