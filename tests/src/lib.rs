@@ -15,6 +15,8 @@
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
 //!   SDK's server, for the MCP suites; [`openai`]: the `openai` SDK as a chat completions
 //!   client.
+//! - [`node`]: cached npm packages (`tests/js`, Playwright) and Debian's Chromium, for the
+//!   browser suite of the chat page.
 
 // A test harness: when setting up a server or a client fails, stopping the test loudly is the
 // right outcome (each such function documents it under `# Panics`).
@@ -29,6 +31,7 @@ pub mod fixtures;
 pub mod k8s;
 pub mod lambda;
 pub mod mcp;
+pub mod node;
 pub mod openai;
 pub mod operator;
 pub mod process;

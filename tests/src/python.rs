@@ -20,7 +20,7 @@ pub struct Venv {
 /// Marks a venv whose installation finished.
 const DONE: &str = ".agentry-complete";
 
-fn cache_root() -> PathBuf {
+pub(crate) fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("AGENTRY_CACHE_DIR") {
         return PathBuf::from(dir);
     }
@@ -32,7 +32,7 @@ fn cache_root() -> PathBuf {
 }
 
 /// FNV-1a 64: a stable hash for the cache key (std's hasher may change between releases).
-fn fnv(parts: &[&str]) -> u64 {
+pub(crate) fn fnv(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain([0]) {
@@ -43,7 +43,7 @@ fn fnv(parts: &[&str]) -> u64 {
     h
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     let out = cmd
         .output()
         .map_err(|e| format!("{what}: cannot run {:?}: {e}", cmd.get_program()))?;

@@ -1,6 +1,6 @@
 //! The HTTP API: `POST /v1/invoke` (JSON, or Server-Sent Events with
 //! `Accept: text/event-stream`), OpenAI chat completions, the MCP server at `/mcp`,
-//! `GET /healthz`, `/readyz` and `/metrics`. Errors of `/v1/invoke` and the rest are JSON
+//! a chat page at `GET /`, `GET /healthz`, `/readyz` and `/metrics`. Errors of `/v1/invoke` and the rest are JSON
 //! `{"error": {"code", "message"}}` with a fitting status, unknown paths and methods included;
 //! the chat completions endpoint answers in OpenAI's error shape, `/mcp` in MCP's.
 //!
@@ -8,7 +8,8 @@
 //! - [`invocation`]: one admitted or refused invocation, its metrics and its access log line;
 //! - [`invoke`]: the `/v1/invoke` endpoint;
 //! - [`openai`]: OpenAI chat completions (`/v1/chat/completions`, `/v1/models`);
-//! - [`mcp`]: the Agent as one MCP tool (`/mcp`, Streamable HTTP).
+//! - [`mcp`]: the Agent as one MCP tool (`/mcp`, Streamable HTTP);
+//! - [`page`]: the chat page (`GET /`), a browser client of `/v1/invoke`.
 //!
 //! Each protocol is a thin adapter over the one loop ([`crate::invoke::invoke`]): it maps its
 //! request to the loop's, and the loop's events and summary to its wire format, sharing the
@@ -23,6 +24,7 @@ pub mod invocation;
 mod invoke;
 pub mod mcp;
 pub mod openai;
+pub mod page;
 mod sse;
 
 use std::sync::Arc;
@@ -126,6 +128,7 @@ pub fn unix_now() -> u64 {
 /// The routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(page::handler))
         .route("/v1/invoke", post(invoke::handler))
         .merge(openai::routes())
         .merge(mcp::routes(&state))
@@ -175,7 +178,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no endpoint at {}; this agent serves POST /v1/invoke, POST /v1/chat/completions, GET /v1/models, /mcp, GET /healthz, /readyz and /metrics",
+            "no endpoint at {}; this agent serves a chat page at GET /, POST /v1/invoke, POST /v1/chat/completions, GET /v1/models, /mcp, GET /healthz, /readyz and /metrics",
             uri.path()
         ),
     )
