@@ -185,6 +185,7 @@ pub fn runtime_config(
         agent: AgentIdentity {
             name: name.into(),
             namespace: namespace.into(),
+            description: spec.description.clone(),
         },
         model: ModelConfig {
             id: model.id.clone(),
@@ -256,6 +257,18 @@ spec:
             "prompt",
             &OpenApiOperations::new(),
         )
+    }
+
+    #[test]
+    fn the_description_is_carried_into_the_config_and_absent_when_unset() {
+        assert_eq!(weather().agent.description, None);
+        let mut s = spec(WEATHER);
+        s.description = Some("Answers weather questions.".into());
+        let c = runtime_config("weather", "demo", &s, "p", &OpenApiOperations::new());
+        assert_eq!(
+            c.agent.description.as_deref(),
+            Some("Answers weather questions.")
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct AgentIdentity {
     pub name: String,
     /// `metadata.namespace`.
     pub namespace: String,
+    /// `spec.description`, when set (absent from configurations written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Model and inference settings, as in the Agent's `spec.model`.
@@ -324,6 +327,7 @@ mod tests {
             agent: AgentIdentity {
                 name: "weather".into(),
                 namespace: "demo".into(),
+                description: None,
             },
             model: ModelConfig {
                 id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
@@ -352,6 +356,21 @@ mod tests {
     fn config_round_trips_through_its_json() {
         let c = sample();
         assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_config_written_before_the_description_existed_still_loads_and_none_is_not_written() {
+        let c = sample();
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(
+            json["agent"],
+            serde_json::json!({"name": "weather", "namespace": "demo"})
+        );
+        assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+        let mut described = c.clone();
+        described.agent.description = Some("Answers weather questions.".into());
+        let json: serde_json::Value = serde_json::from_str(&described.to_json()).unwrap();
+        assert_eq!(json["agent"]["description"], "Answers weather questions.");
     }
 
     #[test]
