@@ -23,6 +23,16 @@ pub fn agent_url(name: &str, namespace: &str) -> String {
     format!("http://{name}.{namespace}.svc.cluster.local")
 }
 
+/// The description of an `agent` tool that sets none, when the named Agent has no
+/// `spec.description` either (the operator fills in the Agent's description when it has one,
+/// and reports the tool under `ToolsResolved` when it has not).
+pub fn agent_tool_description(name: &str, namespace: &str) -> String {
+    format!(
+        "Ask the agent {name} (namespace {namespace}): send a request in plain language as \
+         `input`; it answers with text."
+    )
+}
+
 /// Environment variable carrying the value of header `header` of tool `tool` (both positions).
 /// Positions, not names: tool names may hold `-`, which environment names may not.
 pub fn header_env_name(tool: usize, header: usize) -> String {
@@ -163,9 +173,17 @@ fn tool_config(
             timeout_seconds: positive_u32(mcp.timeout_seconds, default_timeout),
         }),
     };
+    let description = match (&tool.description, tool.kind()?) {
+        (Some(d), _) => d.clone(),
+        (None, ToolKind::Agent(other)) => {
+            agent_tool_description(&other.name, other.namespace.as_deref().unwrap_or(ns))
+        }
+        // The schema requires a description on every other kind.
+        (None, _) => format!("The tool {}.", tool.name),
+    };
     Some(ToolConfig {
         name: tool.name.clone(),
-        description: tool.description.clone(),
+        description,
         kind,
     })
 }

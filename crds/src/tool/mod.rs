@@ -21,6 +21,9 @@ pub use openapi::{OpenApiDocumentSource, OpenApiTool};
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "(has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) + (has(self.openapi) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.mcp) ? 1 : 0) == 1",
     "message": "a tool sets exactly one of http, lambda, openapi, agent or mcp",
+}, {
+    "rule": "has(self.description) || has(self.agent)",
+    "message": "set description: Claude reads it to choose the tool (only an agent tool may leave it out, to take the named Agent's spec.description)",
 }]))]
 pub struct Tool {
     /// Name Claude calls the tool by: 1 to 64 letters, digits, `_` or `-` (Bedrock's rule).
@@ -29,9 +32,11 @@ pub struct Tool {
     pub name: String,
 
     /// What the tool does and when to use it. Claude reads this to decide whether to call the
-    /// tool, so say what it returns and what input it needs.
+    /// tool, so say what it returns and what input it needs. Required, except on an `agent`
+    /// tool, which defaults to the named Agent's `spec.description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
-    pub description: String,
+    pub description: Option<String>,
 
     /// Call an HTTP endpoint (an in-cluster Service or a URL, such as an API Gateway stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]

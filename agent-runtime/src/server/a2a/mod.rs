@@ -319,10 +319,10 @@ fn stream_response(
             Ok(Some(t)) => t,
         };
         let mut buf = Vec::with_capacity(512);
-        if t.state == State::Completed {
-            if let Some(a) = wire::artifact_update(version, &t) {
-                data(&mut buf, &id, a);
-            }
+        if t.state == State::Completed
+            && let Some(a) = wire::artifact_update(version, &t)
+        {
+            data(&mut buf, &id, a);
         }
         data(&mut buf, &id, wire::status_update(version, &t));
         let next = (!t.state.terminal()).then_some((rx, id));
