@@ -354,3 +354,41 @@ async fn a_draining_runtime_refuses_a2a_messages_with_503_and_retry_after() {
     );
     assert!(fake.captured().is_empty(), "no model call");
 }
+
+#[tokio::test]
+async fn a_message_sent_to_return_immediately_answers_submitted_and_its_task_completes_later() {
+    let (fake, _tools, rt) = setup().await;
+    round_trip(&fake);
+    let send = json!({"jsonrpc": "2.0", "id": "s", "method": "SendMessage", "params": {
+        "message": {"messageId": "m1", "role": "ROLE_USER", "contextId": "ctx-1",
+                    "parts": [{"text": QUESTION}]},
+        "configuration": {"returnImmediately": true}}});
+    let (status, r) = rpc(&rt, Some("1.0"), send).await;
+    assert_eq!(status, 200);
+    let task = &r["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_SUBMITTED", "{r}");
+    assert_eq!(
+        task["contextId"], "ctx-1",
+        "the client's context id is echoed"
+    );
+    let get =
+        json!({"jsonrpc": "2.0", "id": "g", "method": "tasks/get", "params": {"id": task["id"]}});
+    let mut got = Value::Null;
+    for _ in 0..250 {
+        got = rpc(&rt, None, get.clone()).await.1;
+        if got["result"]["status"]["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = &got["result"];
+    assert_eq!(t["status"]["state"], "completed", "{got}");
+    assert_eq!(
+        (t["kind"].as_str(), t["contextId"].as_str()),
+        (Some("task"), Some("ctx-1"))
+    );
+    assert_eq!(
+        t["artifacts"][0]["parts"],
+        json!([{"kind": "text", "text": ANSWER}])
+    );
+}
