@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::openapi::Operation;
 use crate::runtime_config::{
-    AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig, HeaderConfig,
-    HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig, OpenApiDocumentConfig,
-    OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig, SigV4Config, ToolConfig,
-    ToolKindConfig,
+    A2aToolConfig, AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig,
+    HeaderConfig, HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig,
+    OpenApiDocumentConfig, OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
+    SigV4Config, ToolConfig, ToolKindConfig,
 };
 use crate::{AgentSpec, HttpAuth, HttpHeader, KeyRef, ServiceRef, Tool, ToolKind};
 
@@ -172,6 +172,14 @@ fn tool_config(
             headers: header_configs(index, &mcp.headers),
             timeout_seconds: positive_u32(mcp.timeout_seconds, default_timeout),
         }),
+        ToolKind::A2a(a2a) => ToolKindConfig::A2a(A2aToolConfig {
+            url: match (&a2a.url, &a2a.service) {
+                (Some(url), _) => url.clone(),
+                (None, Some(svc)) => service_url(svc, ns),
+                (None, None) => return None,
+            },
+            timeout_seconds: positive_u32(a2a.timeout_seconds, default_timeout),
+        }),
     };
     let description = match (&tool.description, tool.kind()?) {
         (Some(d), _) => d.clone(),
@@ -275,6 +283,33 @@ spec:
             "prompt",
             &OpenApiOperations::new(),
         )
+    }
+
+    #[test]
+    fn a2a_tool_service_resolves_to_its_cluster_dns_base_url_and_default_timeout() {
+        let yaml = WEATHER.replace(
+            "      agent: {name: travel}",
+            "      a2a: {service: {name: kagent-controller, namespace: kagent, port: 8083, \
+             path: /api/a2a/kagent/k8s-agent/}}",
+        );
+        let c = runtime_config(
+            "weather",
+            "demo",
+            &spec(&yaml),
+            "p",
+            &OpenApiOperations::new(),
+        );
+        let ToolKindConfig::A2a(a) = &c.tools[1].kind else {
+            panic!("{:?}", c.tools[1].kind)
+        };
+        assert_eq!(
+            a.url,
+            "http://kagent-controller.kagent.svc.cluster.local:8083/api/a2a/kagent/k8s-agent/"
+        );
+        assert_eq!(
+            a.timeout_seconds,
+            spec(WEATHER).effective_limits().tool_timeout_seconds
+        );
     }
 
     #[test]

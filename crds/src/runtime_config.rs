@@ -125,6 +125,8 @@ pub enum ToolKindConfig {
     Agent(AgentToolConfig),
     /// Use the tools of an MCP server.
     Mcp(McpToolConfig),
+    /// An A2A agent.
+    A2a(A2aToolConfig),
 }
 
 /// A resolved http tool.
@@ -256,6 +258,16 @@ pub struct McpToolConfig {
     /// Headers sent with every request to the server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderConfig>,
+    /// Deadline of one call.
+    pub timeout_seconds: u32,
+}
+
+/// A resolved A2A agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct A2aToolConfig {
+    /// Base URL of the agent (its card is under `/.well-known/`).
+    pub url: String,
     /// Deadline of one call.
     pub timeout_seconds: u32,
 }

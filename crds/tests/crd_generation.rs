@@ -157,8 +157,8 @@ fn every_cel_rule_compiles_and_stays_within_the_api_server_cost_budget() {
     // agent tool), http (url or service, signed
     // headers), http header, http auth, lambda (qualifier, region), openapi (url or service,
     // signed headers), openapi document, openapi header, openapi auth, mcp (url or service,
-    // transport headers), mcp header, serviceAccount.
-    assert_eq!(rules, 19, "expected the 19 documented CEL rules");
+    // transport headers), mcp header, a2a (url or service), serviceAccount.
+    assert_eq!(rules, 20, "expected the 20 documented CEL rules");
 }
 
 #[test]

@@ -123,3 +123,55 @@ pub async fn client(sdk: Sdk, spec: serde_json::Value) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/a2a_client.py");
     run_json(&venv, &script, &spec, Duration::from_secs(120)).await
 }
+
+/// A running A2A agent built with `a2a-sdk`'s server side (`tests/python/a2a_server.py`): an
+/// echo agent that fails tasks whose text contains "fail". Killed when dropped.
+pub struct PyA2aServer {
+    /// Its base URL, `http://127.0.0.1:<port>/`.
+    pub url: String,
+    process: crate::process::Process,
+}
+
+impl PyA2aServer {
+    /// Starts one with `sdk` (1.3: A2A 1.0 and 0.3; 0.3.26: 0.3 only, like kagent 0.10) on a
+    /// free port and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When it does not start within 30 s.
+    pub async fn start(sdk: Sdk) -> Self {
+        let venv = tokio::task::spawn_blocking(move || venv(sdk))
+            .await
+            .expect("the venv");
+        let port = crate::mcp::free_port();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/a2a_server.py");
+        let port_arg = port.to_string();
+        let args = [script.to_str().expect("utf-8 path"), port_arg.as_str()];
+        let process = crate::process::Process::start("a2a-server", &venv.python, &args, &[]);
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the A2A server did not start:\n{}",
+                process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            url: format!("http://127.0.0.1:{port}/"),
+            process,
+        }
+    }
+
+    /// The requests it logged: `REQ <method> depth=<n> version=<A2A-Version>` lines.
+    pub fn requests(&self) -> Vec<String> {
+        self.process
+            .log()
+            .lines()
+            .filter(|l| l.starts_with("REQ "))
+            .map(str::to_string)
+            .collect()
+    }
+}

@@ -26,7 +26,7 @@ use crate::validate::ValidatedAgent;
 pub enum Target {
     /// Another Agent.
     Agent,
-    /// A Service (http or mcp tool).
+    /// A Service (http, openapi, mcp or a2a tool).
     Service,
 }
 
@@ -59,6 +59,10 @@ pub fn references(agent: &Agent) -> Vec<Reference> {
                 None => continue,
             },
             Some(ToolKind::Mcp(m)) => match &m.service {
+                Some(s) => (Target::Service, &s.name, &s.namespace),
+                None => continue,
+            },
+            Some(ToolKind::A2a(a)) => match &a.service {
                 Some(s) => (Target::Service, &s.name, &s.namespace),
                 None => continue,
             },
@@ -312,6 +316,27 @@ mod tests {
                     name: "travel".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a2a_tool_on_a_service_refers_to_that_service_and_one_on_a_url_to_nothing() {
+        let yaml = WEATHER.replace(
+            "      agent: {name: travel}\n",
+            "      agent: {name: travel}\n    - name: k8s_agent\n      description: Kubernetes help.\n      \
+             a2a: {service: {name: kagent-controller, namespace: kagent, port: 8083}}\n    \
+             - name: remote\n      description: A remote agent.\n      a2a: {url: \"http://a.example.com/\"}\n",
+        );
+        let refs = references(&agent(&yaml));
+        assert_eq!(refs.len(), 3, "{refs:?}");
+        assert_eq!(
+            refs[2],
+            Reference {
+                tool: "k8s_agent".into(),
+                target: Target::Service,
+                namespace: "kagent".into(),
+                name: "kagent-controller".into()
+            }
         );
     }
 
