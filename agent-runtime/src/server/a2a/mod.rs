@@ -347,6 +347,28 @@ mod tests {
         assert_eq!(unsupported_version(&h).as_deref(), Some("2.0"));
     }
 
+    #[tokio::test]
+    async fn rpc_at_post_root_leaves_get_root_to_another_route() {
+        use tower::ServiceExt;
+        // The chat page serves `GET /`: both must merge into one router without a panic.
+        let a2a = Router::<()>::new()
+            .route(RPC_PATH, post(|| async { "rpc" }))
+            .layer(Extension(1u8));
+        let app = Router::new()
+            .route("/", get(|| async { "page" }))
+            .merge(a2a);
+        for (method, want) in [("GET", "page"), ("POST", "rpc")] {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri("/")
+                .body(Body::empty())
+                .unwrap();
+            let r = app.clone().oneshot(req).await.unwrap();
+            let body = axum::body::to_bytes(r.into_body(), 64).await.unwrap();
+            assert_eq!(body, want.as_bytes(), "{method}");
+        }
+    }
+
     #[test]
     fn ids_are_distinct_32_hex_digits() {
         let (a, b) = (new_id(), new_id());
