@@ -160,6 +160,7 @@ pub fn from_agent_file(
                 o.service.is_some()
             }
             Some(ToolKind::Mcp(m)) => m.service.is_some(),
+            Some(ToolKind::A2a(a)) => a.service.is_some(),
             Some(ToolKind::Agent(_)) => true,
             Some(ToolKind::Lambda(_)) | None => false,
         };
@@ -168,6 +169,7 @@ pub fn from_agent_file(
             ToolKindConfig::OpenApi(o) => &mut o.url,
             ToolKindConfig::Agent(a) => &mut a.url,
             ToolKindConfig::Mcp(m) => &mut m.url,
+            ToolKindConfig::A2a(a) => &mut a.url,
             // A function is reached through the AWS SDK's endpoint (AWS_ENDPOINT_URL_LAMBDA).
             ToolKindConfig::Lambda(_) => continue,
         };

@@ -85,6 +85,12 @@ pub struct Cli {
     /// Most bytes one model reply may hold (a Converse body, or a stream's text and tool input).
     #[arg(long, env = "AGENTRY_MAX_REPLY_BYTES", default_value_t = bedrock::DEFAULT_MAX_REPLY_BYTES, value_parser = clap::value_parser!(usize))]
     pub max_reply_bytes: usize,
+
+    /// The base URL the A2A agent card advertises (where A2A clients send their requests).
+    /// Default: the Agent's Service, `http://<name>.<namespace>.svc.cluster.local/`; set it
+    /// when clients reach the runtime another way (a port-forward, an Ingress, a laptop).
+    #[arg(long, env = "AGENTRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -97,7 +103,7 @@ fn seconds(s: &str) -> Result<f64, String> {
 }
 
 /// How the runtime serves: connection limits, timeouts, and the shutdown drain.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// Connection count and per-connection timeouts.
     pub connections: listener::ConnectionLimits,
@@ -107,6 +113,9 @@ pub struct ServeOptions {
     pub drain_delay: Duration,
     /// Time in-flight invocations get after the listener closed.
     pub grace: Duration,
+    /// The base URL the A2A agent card advertises; `None`: the Agent's cluster DNS name,
+    /// `http://<name>.<namespace>.svc.cluster.local/`.
+    pub public_url: Option<String>,
 }
 
 impl ServeOptions {
@@ -121,6 +130,7 @@ impl ServeOptions {
             body_read_timeout: Duration::from_secs_f64(cli.body_read_timeout_seconds),
             drain_delay: Duration::from_secs_f64(cli.drain_delay_seconds),
             grace: Duration::from_secs(u64::from(timeout_seconds) + 5),
+            public_url: cli.public_url.clone(),
         }
     }
 }
@@ -132,6 +142,7 @@ impl Default for ServeOptions {
             body_read_timeout: Duration::from_secs(30),
             drain_delay: Duration::from_secs(5),
             grace: Duration::from_secs(125),
+            public_url: None,
         }
     }
 }
@@ -209,7 +220,8 @@ pub async fn serve(
     options: ServeOptions,
 ) {
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let state = server::AppState::new(rt, closing.clone(), options.body_read_timeout);
+    let state = server::AppState::new(rt, closing.clone(), options.body_read_timeout)
+        .with_public_url(options.public_url.clone());
     let app = server::router(state.clone());
     let served = tokio::spawn(listener::serve(
         listener,

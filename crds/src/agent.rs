@@ -73,6 +73,13 @@ use crate::workload::{ImagePullPolicy, ServiceAccountSpec};
     "message": "set exactly one of systemPrompt (inline text) or systemPromptFrom (a ConfigMap key)",
 }]))]
 pub struct AgentSpec {
+    /// What the Agent does, in a sentence or a paragraph, for other agents and people (at most
+    /// 1024 characters). It is the description of the Agent's A2A agent card and of its MCP
+    /// tool, and the default description of an `agent` tool naming this Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub description: Option<String>,
+
     /// The Bedrock model and its inference settings.
     pub model: ModelSpec,
 

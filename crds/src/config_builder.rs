@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::openapi::Operation;
 use crate::runtime_config::{
-    AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig, HeaderConfig,
-    HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig, OpenApiDocumentConfig,
-    OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig, SigV4Config, ToolConfig,
-    ToolKindConfig,
+    A2aToolConfig, AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig,
+    HeaderConfig, HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig,
+    OpenApiDocumentConfig, OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
+    SigV4Config, ToolConfig, ToolKindConfig,
 };
 use crate::{AgentSpec, HttpAuth, HttpHeader, KeyRef, ServiceRef, Tool, ToolKind};
 
@@ -21,6 +21,16 @@ pub type OpenApiOperations = BTreeMap<String, Vec<Operation>>;
 /// The in-cluster URL of an Agent: the DNS name of its Service.
 pub fn agent_url(name: &str, namespace: &str) -> String {
     format!("http://{name}.{namespace}.svc.cluster.local")
+}
+
+/// The description of an `agent` tool that sets none, when the named Agent has no
+/// `spec.description` either (the operator fills in the Agent's description when it has one,
+/// and reports the tool under `ToolsResolved` when it has not).
+pub fn agent_tool_description(name: &str, namespace: &str) -> String {
+    format!(
+        "Ask the agent {name} (namespace {namespace}): send a request in plain language as \
+         `input`; it answers with text."
+    )
 }
 
 /// Environment variable carrying the value of header `header` of tool `tool` (both positions).
@@ -162,10 +172,26 @@ fn tool_config(
             headers: header_configs(index, &mcp.headers),
             timeout_seconds: positive_u32(mcp.timeout_seconds, default_timeout),
         }),
+        ToolKind::A2a(a2a) => ToolKindConfig::A2a(A2aToolConfig {
+            url: match (&a2a.url, &a2a.service) {
+                (Some(url), _) => url.clone(),
+                (None, Some(svc)) => service_url(svc, ns),
+                (None, None) => return None,
+            },
+            timeout_seconds: positive_u32(a2a.timeout_seconds, default_timeout),
+        }),
+    };
+    let description = match (&tool.description, tool.kind()?) {
+        (Some(d), _) => d.clone(),
+        (None, ToolKind::Agent(other)) => {
+            agent_tool_description(&other.name, other.namespace.as_deref().unwrap_or(ns))
+        }
+        // The schema requires a description on every other kind.
+        (None, _) => format!("The tool {}.", tool.name),
     };
     Some(ToolConfig {
         name: tool.name.clone(),
-        description: tool.description.clone(),
+        description,
         kind,
     })
 }
@@ -185,6 +211,7 @@ pub fn runtime_config(
         agent: AgentIdentity {
             name: name.into(),
             namespace: namespace.into(),
+            description: spec.description.clone(),
         },
         model: ModelConfig {
             id: model.id.clone(),
@@ -256,6 +283,45 @@ spec:
             "prompt",
             &OpenApiOperations::new(),
         )
+    }
+
+    #[test]
+    fn a2a_tool_service_resolves_to_its_cluster_dns_base_url_and_default_timeout() {
+        let yaml = WEATHER.replace(
+            "      agent: {name: travel}",
+            "      a2a: {service: {name: kagent-controller, namespace: kagent, port: 8083, \
+             path: /api/a2a/kagent/k8s-agent/}}",
+        );
+        let c = runtime_config(
+            "weather",
+            "demo",
+            &spec(&yaml),
+            "p",
+            &OpenApiOperations::new(),
+        );
+        let ToolKindConfig::A2a(a) = &c.tools[1].kind else {
+            panic!("{:?}", c.tools[1].kind)
+        };
+        assert_eq!(
+            a.url,
+            "http://kagent-controller.kagent.svc.cluster.local:8083/api/a2a/kagent/k8s-agent/"
+        );
+        assert_eq!(
+            a.timeout_seconds,
+            spec(WEATHER).effective_limits().tool_timeout_seconds
+        );
+    }
+
+    #[test]
+    fn the_description_is_carried_into_the_config_and_absent_when_unset() {
+        assert_eq!(weather().agent.description, None);
+        let mut s = spec(WEATHER);
+        s.description = Some("Answers weather questions.".into());
+        let c = runtime_config("weather", "demo", &s, "p", &OpenApiOperations::new());
+        assert_eq!(
+            c.agent.description.as_deref(),
+            Some("Answers weather questions.")
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use agent::{Agent, AgentSpec, AgentStatus, KeyRef, SystemPromptSource};
 pub use limits::{EffectiveLimits, Limits};
 pub use model::{Guardrail, GuardrailTrace, ModelSpec};
 pub use tool::{
-    AgentToolRef, AwsSigV4, HeaderValueSource, HttpAuth, HttpHeader, HttpMethod, HttpTool,
+    A2aTool, AgentToolRef, AwsSigV4, HeaderValueSource, HttpAuth, HttpHeader, HttpMethod, HttpTool,
     LambdaTool, McpTool, OpenApiDocumentSource, OpenApiTool, ServiceRef, SigV4Service, Tool,
     ToolKind,
 };

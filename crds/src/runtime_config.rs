@@ -49,6 +49,9 @@ pub struct AgentIdentity {
     pub name: String,
     /// `metadata.namespace`.
     pub namespace: String,
+    /// `spec.description`, when set (absent from configurations written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Model and inference settings, as in the Agent's `spec.model`.
@@ -122,6 +125,8 @@ pub enum ToolKindConfig {
     Agent(AgentToolConfig),
     /// Use the tools of an MCP server.
     Mcp(McpToolConfig),
+    /// An A2A agent.
+    A2a(A2aToolConfig),
 }
 
 /// A resolved http tool.
@@ -257,6 +262,16 @@ pub struct McpToolConfig {
     pub timeout_seconds: u32,
 }
 
+/// A resolved A2A agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct A2aToolConfig {
+    /// Base URL of the agent (its card is under `/.well-known/`).
+    pub url: String,
+    /// Deadline of one call.
+    pub timeout_seconds: u32,
+}
+
 /// Why a runtime configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -324,6 +339,7 @@ mod tests {
             agent: AgentIdentity {
                 name: "weather".into(),
                 namespace: "demo".into(),
+                description: None,
             },
             model: ModelConfig {
                 id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
@@ -352,6 +368,21 @@ mod tests {
     fn config_round_trips_through_its_json() {
         let c = sample();
         assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_config_written_before_the_description_existed_still_loads_and_none_is_not_written() {
+        let c = sample();
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(
+            json["agent"],
+            serde_json::json!({"name": "weather", "namespace": "demo"})
+        );
+        assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+        let mut described = c.clone();
+        described.agent.description = Some("Answers weather questions.".into());
+        let json: serde_json::Value = serde_json::from_str(&described.to_json()).unwrap();
+        assert_eq!(json["agent"]["description"], "Answers weather questions.");
     }
 
     #[test]

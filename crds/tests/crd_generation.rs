@@ -153,11 +153,12 @@ fn every_cel_rule_compiles_and_stays_within_the_api_server_cost_budget() {
         "CEL problems:\n{}",
         problems.join("\n")
     );
-    // spec (system prompt), tools (unique names), tool (one kind), http (url or service, signed
+    // spec (system prompt), tools (unique names), tool (one kind, a description unless an
+    // agent tool), http (url or service, signed
     // headers), http header, http auth, lambda (qualifier, region), openapi (url or service,
     // signed headers), openapi document, openapi header, openapi auth, mcp (url or service,
-    // transport headers), mcp header, serviceAccount.
-    assert_eq!(rules, 18, "expected the 18 documented CEL rules");
+    // transport headers), mcp header, a2a (url or service), serviceAccount.
+    assert_eq!(rules, 20, "expected the 20 documented CEL rules");
 }
 
 #[test]

@@ -218,8 +218,12 @@ async fn pipeline(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error>
 
     let deployment = match &resolution.system_prompt {
         Ok(prompt) => {
-            let config =
-                build::runtime_config::runtime_config(&validated, prompt, &resolution.openapi);
+            let config = build::runtime_config::runtime_config(
+                &validated,
+                prompt,
+                &resolution.openapi,
+                &resolution.agent_tool_descriptions,
+            );
             let config_hash = stable_hash(config.to_json().as_bytes());
             match build::service_account::service_account(&validated) {
                 Some(sa) => {

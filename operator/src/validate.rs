@@ -37,7 +37,7 @@ pub enum InvalidAgent {
     Metadata(&'static str),
     /// A tool sets no kind or several (only possible if the schema was bypassed).
     #[error(
-        "spec.tools[{index}] ({name}) must set exactly one of http, lambda, openapi, agent or mcp"
+        "spec.tools[{index}] ({name}) must set exactly one of http, lambda, openapi, agent, mcp or a2a"
     )]
     ToolKind {
         /// Position in `spec.tools`.
@@ -153,7 +153,7 @@ spec:
         let err = validate(&agent(&yaml)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "spec.tools[0] (t) must set exactly one of http, lambda, openapi, agent or mcp"
+            "spec.tools[0] (t) must set exactly one of http, lambda, openapi, agent, mcp or a2a"
         );
     }
 }

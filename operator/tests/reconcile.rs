@@ -435,3 +435,84 @@ async fn api_error_fails_the_reconcile_and_backs_off_exponentially() {
             .contains("agentry_operator_reconcile_errors_total{category=\"apply\"} 1")
     );
 }
+
+fn described_travel(description: Option<&str>) -> Agent {
+    let mut travel = agent(TRAVEL);
+    travel.spec.description = description.map(str::to_string);
+    travel
+}
+
+fn written_tools(requests: &[Recorded]) -> Vec<Value> {
+    let cm = &requests
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path.contains("/configmaps/weather-config"))
+        .unwrap()
+        .body;
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    config["tools"].as_array().unwrap().clone()
+}
+
+const WITHOUT_DESCRIPTION: (&str, &str) =
+    ("      description: Ask the travel agent about trips.\n", "");
+
+#[tokio::test]
+async fn an_agent_tool_without_a_description_takes_the_named_agents_from_the_cache() {
+    let mut h = Harness::new(MockApi::default_answers());
+    h.agents
+        .apply_watcher_event(&Event::Apply(described_travel(Some(
+            "Plans trips with dates and costs.",
+        ))));
+    let yaml = WEATHER.replace(WITHOUT_DESCRIPTION.0, WITHOUT_DESCRIPTION.1);
+    h.reconcile(&agent(&yaml)).await.unwrap();
+    let requests = h.api.take();
+    assert!(
+        requests.iter().all(|r| r.method != "GET"),
+        "read from the cache"
+    );
+    let tools = written_tools(&requests);
+    assert_eq!(tools[1]["name"], "ask_travel_agent");
+    assert_eq!(tools[1]["description"], "Plans trips with dates and costs.");
+    let status = status_patch(&requests).unwrap();
+    assert_eq!(condition(&status, "ToolsResolved")["status"], "True");
+}
+
+#[tokio::test]
+async fn the_tools_own_description_wins_over_the_named_agents() {
+    let mut h = Harness::new(MockApi::default_answers());
+    h.agents
+        .apply_watcher_event(&Event::Apply(described_travel(Some(
+            "Plans trips with dates and costs.",
+        ))));
+    h.reconcile(&agent(WEATHER)).await.unwrap();
+    let tools = written_tools(&h.api.take());
+    assert_eq!(tools[1]["description"], "Ask the travel agent about trips.");
+}
+
+#[tokio::test]
+async fn an_agent_tool_whose_agent_has_no_description_either_is_a_tools_resolved_problem() {
+    let h = Harness::new(MockApi::default_answers());
+    let yaml = WEATHER.replace(WITHOUT_DESCRIPTION.0, WITHOUT_DESCRIPTION.1);
+    h.reconcile(&agent(&yaml)).await.unwrap();
+    let requests = h.api.take();
+    let status = status_patch(&requests).unwrap();
+    let c = condition(&status, "ToolsResolved");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("ToolDescriptionMissing"))
+    );
+    assert_eq!(
+        c["message"],
+        "tool ask_travel_agent: set its description, or spec.description on Agent demo/travel \
+         (an agent tool without a description takes the named Agent's)"
+    );
+    // The tool still works meanwhile, described by a phrase naming the Agent.
+    let tools = written_tools(&requests);
+    assert!(
+        tools[1]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Ask the agent travel (namespace demo)"),
+        "{}",
+        tools[1]["description"]
+    );
+}

@@ -22,6 +22,7 @@
 // right outcome (each such function documents it under `# Panics`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod a2a;
 pub mod api_server;
 pub mod bedrock;
 pub mod chart;

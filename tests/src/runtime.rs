@@ -162,6 +162,28 @@ pub async fn start_with(
     .await
 }
 
+/// Like [`start`], with the A2A agent card advertising the runtime's loopback URL (as
+/// `--public-url` does), so A2A clients that follow the card reach it.
+///
+/// # Panics
+/// When the runtime cannot be built or bound.
+pub async fn start_public(
+    config: RuntimeConfig,
+    bedrock: &FakeBedrock,
+    env: BTreeMap<String, String>,
+) -> RuntimeUnderTest {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let options = agentry_runtime::ServeOptions {
+        public_url: Some(url),
+        ..quick_options()
+    };
+    let max = agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES;
+    serve_on(listener, config, bedrock, env, None, options, max).await
+}
+
 /// Like [`start`], on a listener the caller bound (to know the URL first).
 ///
 /// # Panics

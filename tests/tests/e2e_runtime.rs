@@ -21,6 +21,7 @@ fn write_config(name: &str, tools: Vec<ToolConfig>) -> PathBuf {
         agent: AgentIdentity {
             name: name.into(),
             namespace: "e2e".into(),
+            description: None,
         },
         model: ModelConfig {
             id: "anthropic.claude-3-haiku-20240307-v1:0".into(),

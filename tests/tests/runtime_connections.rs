@@ -31,6 +31,7 @@ fn options(header: f64, idle: f64, body: f64, max_connections: usize) -> ServeOp
         body_read_timeout: Duration::from_secs_f64(body),
         drain_delay: Duration::ZERO,
         grace: Duration::from_secs(10),
+        public_url: None,
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Protocol {
     OpenAi,
     /// MCP `tools/call` at `/mcp`.
     Mcp,
+    /// A2A `message/send` or `message/stream` (either version) at `POST /`.
+    A2a,
 }
 
 impl Protocol {
@@ -34,6 +36,7 @@ impl Protocol {
             Self::Invoke => "invoke",
             Self::OpenAi => "openai",
             Self::Mcp => "mcp",
+            Self::A2a => "a2a",
         }
     }
 }

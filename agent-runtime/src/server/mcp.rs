@@ -26,6 +26,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
+use agentry_crds::runtime_config::AgentIdentity;
+
 use super::invocation::{Invocation, Protocol};
 use super::{AppState, body, error};
 use crate::invoke::{self, Request as LoopRequest, Summary};
@@ -58,9 +60,13 @@ pub fn tool_name(agent: &str) -> String {
     }
 }
 
-/// The tool's description. The Agent has no description of its own yet, and its system prompt
-/// is not for callers to read, so it is a fixed phrase naming the Agent.
-pub fn tool_description(agent: &str, namespace: &str) -> String {
+/// The tool's description: the Agent's `spec.description` when set; otherwise (its system
+/// prompt is not for callers to read) a fixed phrase naming the Agent.
+pub fn tool_description(agent: &AgentIdentity) -> String {
+    if let Some(d) = &agent.description {
+        return d.clone();
+    }
+    let (agent, namespace) = (&agent.name, &agent.namespace);
     format!(
         "Ask the agent {agent} (namespace {namespace}): send a request in plain language as \
          `input`; it works on it with its own tools and answers with text."
@@ -120,7 +126,7 @@ impl AgentServer {
         let agent = &state.rt.config.agent;
         let tool = Tool::new(
             tool_name(&agent.name),
-            tool_description(&agent.name, &agent.namespace),
+            tool_description(agent),
             Arc::new(input_schema()),
         );
         Self {
@@ -330,6 +336,22 @@ mod tests {
             "slow down".into(),
         )));
         assert!(is_error && text.contains("slow down"), "{text}");
+    }
+
+    #[test]
+    fn the_tool_is_described_by_the_agents_description_or_else_a_phrase_naming_it() {
+        let mut agent = AgentIdentity {
+            name: "radio".into(),
+            namespace: "demo".into(),
+            description: None,
+        };
+        let phrase = tool_description(&agent);
+        assert!(
+            phrase.starts_with("Ask the agent radio (namespace demo)"),
+            "{phrase}"
+        );
+        agent.description = Some("Tells the top song on a station.".into());
+        assert_eq!(tool_description(&agent), "Tells the top song on a station.");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`invoke`]: the `/v1/invoke` endpoint;
 //! - [`openai`]: OpenAI chat completions (`/v1/chat/completions`, `/v1/models`);
 //! - [`mcp`]: the Agent as one MCP tool (`/mcp`, Streamable HTTP);
-//! - [`page`]: the chat page (`GET /`), a browser client of `/v1/invoke`.
+//! - [`page`]: the chat page (`GET /`), a browser client of `/v1/invoke`;
+//! - [`a2a`]: the Agent as an A2A server (its card under `/.well-known/`, JSON-RPC at `POST /`).
 //!
 //! Each protocol is a thin adapter over the one loop ([`crate::invoke::invoke`]): it maps its
 //! request to the loop's, and the loop's events and summary to its wire format, sharing the
@@ -19,6 +20,7 @@
 // Helpers return `Result<_, Response>`: the error is the HTTP answer itself, sent as it is.
 #![allow(clippy::result_large_err)]
 
+pub mod a2a;
 pub mod body;
 pub mod invocation;
 mod invoke;
@@ -52,6 +54,8 @@ pub struct AppState {
     body_read_timeout: Duration,
     /// When the server started, in Unix seconds (the `created` of the Agent's model entry).
     started_unix: u64,
+    /// The base URL the A2A agent card advertises, when not the Agent's cluster DNS name.
+    public_url: Option<String>,
 }
 
 /// Invocations admitted and not yet ended, and a wake-up when the count changes.
@@ -87,6 +91,23 @@ impl AppState {
             in_flight: Arc::default(),
             body_read_timeout,
             started_unix: unix_now(),
+            public_url: None,
+        }
+    }
+
+    /// The same, advertising `url` in the A2A agent card instead of the Agent's cluster DNS
+    /// name (for a runtime reached another way, such as on a laptop).
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url;
+        self
+    }
+
+    /// The base URL the A2A agent card advertises, ending in `/`.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) if u.ends_with('/') => u.clone(),
+            Some(u) => format!("{u}/"),
+            None => a2a::card::default_url(&self.rt.config),
         }
     }
 
@@ -132,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/invoke", post(invoke::handler))
         .merge(openai::routes())
         .merge(mcp::routes(&state))
+        .merge(a2a::routes(&state))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -178,7 +200,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no endpoint at {}; this agent serves a chat page at GET /, POST /v1/invoke, POST /v1/chat/completions, GET /v1/models, /mcp, GET /healthz, /readyz and /metrics",
+            "no endpoint at {}; this agent serves a chat page at GET /, POST /v1/invoke, POST /v1/chat/completions, GET /v1/models, /mcp, A2A (GET /.well-known/agent-card.json, POST /), GET /healthz, /readyz and /metrics",
             uri.path()
         ),
     )

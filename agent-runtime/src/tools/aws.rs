@@ -26,7 +26,7 @@ pub(super) fn uses_aws(kind: &ToolKindConfig) -> bool {
         ToolKindConfig::Lambda(_) => true,
         ToolKindConfig::Http(h) => h.auth.is_some(),
         ToolKindConfig::OpenApi(o) => o.auth.is_some(),
-        ToolKindConfig::Agent(_) | ToolKindConfig::Mcp(_) => false,
+        ToolKindConfig::Agent(_) | ToolKindConfig::Mcp(_) | ToolKindConfig::A2a(_) => false,
     }
 }
 
@@ -38,7 +38,7 @@ pub(super) fn needs_chain_region(kind: &ToolKindConfig) -> bool {
         ToolKindConfig::Lambda(l) => l.region.is_none() && !l.function_name.starts_with("arn:"),
         ToolKindConfig::Http(h) => signs_without_region(h.auth.as_ref()),
         ToolKindConfig::OpenApi(o) => signs_without_region(o.auth.as_ref()),
-        ToolKindConfig::Agent(_) | ToolKindConfig::Mcp(_) => false,
+        ToolKindConfig::Agent(_) | ToolKindConfig::Mcp(_) | ToolKindConfig::A2a(_) => false,
     }
 }
 

@@ -3,13 +3,14 @@
 //! a result with `status: error` and a message Claude can act on.
 //!
 //! Each kind of tool is one module implementing [`ToolKind`] ([`http`], [`agent`], [`mcp`],
-//! [`lambda`], [`openapi`]); [`Toolbox::with_aws`] is the one registry that maps a configured
-//! kind to its module. Kinds that call AWS share the pod's AWS configuration ([`aws`]); HTTP
-//! requests that authenticate with SigV4 are signed last ([`auth`], [`sigv4`]). What is
-//! offered at a given moment lives in the [`catalog`]: http and agent tools are offered from the
-//! start, an MCP server's tools once it answers, an openapi tool's operations once its document
-//! is converted, and the offer's version changes with them.
+//! [`lambda`], [`openapi`], [`a2a`]); [`Toolbox::with_aws`] is the one registry that maps a
+//! configured kind to its module. Kinds that call AWS share the pod's AWS configuration
+//! ([`aws`]); HTTP requests that authenticate with SigV4 are signed last ([`auth`], [`sigv4`]).
+//! What is offered at a given moment lives in the [`catalog`]: http, agent and a2a tools are
+//! offered from the start, an MCP server's tools once it answers, an openapi tool's operations
+//! once its document is converted, and the offer's version changes with them.
 
+pub mod a2a;
 mod agent;
 mod auth;
 mod aws;
@@ -246,6 +247,7 @@ impl Toolbox {
                     mcp::build(&setup, m, headers(&t.name, &m.headers, &env)?)
                 }
                 ToolKindConfig::Lambda(l) => lambda::build(&setup, l)?,
+                ToolKindConfig::A2a(a) => a2a::build(&setup, a),
                 ToolKindConfig::OpenApi(o) => {
                     let auth = setup.auth(o.auth.as_ref())?;
                     openapi::build(&setup, o, headers(&t.name, &o.headers, &env)?, auth)
@@ -291,10 +293,12 @@ impl Toolbox {
 
     /// The state of each tool that has one, for the `/readyz` body:
     /// `{"mcpServers": [{"tool", "url", "state", "error"?, "toolsOffered", "refused"?}],
-    /// "openApiTools": [{"tool", "document", "state", "error"?, "operationsOffered", ...}]}`
-    /// (see [`openapi`]).
+    /// "openApiTools": [{"tool", "document", "state", "error"?, "operationsOffered", ...}],
+    /// "a2aAgents": [{"tool", "url", "state", "endpoint"?, "protocolVersion"?, "error"?}]}`
+    /// (see [`openapi`], [`a2a`]).
     pub fn readiness(&self) -> Value {
-        let mut body = json!({ "mcpServers": [], openapi::READINESS_KEY: [] });
+        let mut body =
+            json!({ "mcpServers": [], openapi::READINESS_KEY: [], a2a::READINESS_KEY: [] });
         for kind in &self.kinds {
             if let Some(state) = kind.readiness()
                 && let Some(list) = body

@@ -1,5 +1,5 @@
 //! Tools an Agent offers Claude: HTTP endpoints, Lambda functions, whole HTTP APIs from their
-//! OpenAPI document, other Agents, and MCP servers.
+//! OpenAPI document, other Agents, MCP servers, and A2A agents.
 //!
 //! Each tool sets exactly one kind. The rule is a CEL rule in the schema (so the API server
 //! refuses a tool with none or two), and [`Tool::kind`] gives code a typed view of it.
@@ -19,8 +19,11 @@ pub use openapi::{OpenApiDocumentSource, OpenApiTool};
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "(has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) + (has(self.openapi) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.mcp) ? 1 : 0) == 1",
-    "message": "a tool sets exactly one of http, lambda, openapi, agent or mcp",
+    "rule": "(has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) + (has(self.openapi) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.mcp) ? 1 : 0) + (has(self.a2a) ? 1 : 0) == 1",
+    "message": "a tool sets exactly one of http, lambda, openapi, agent, mcp or a2a",
+}, {
+    "rule": "has(self.description) || has(self.agent)",
+    "message": "set description: Claude reads it to choose the tool (only an agent tool may leave it out, to take the named Agent's spec.description)",
 }]))]
 pub struct Tool {
     /// Name Claude calls the tool by: 1 to 64 letters, digits, `_` or `-` (Bedrock's rule).
@@ -29,9 +32,11 @@ pub struct Tool {
     pub name: String,
 
     /// What the tool does and when to use it. Claude reads this to decide whether to call the
-    /// tool, so say what it returns and what input it needs.
+    /// tool, so say what it returns and what input it needs. Required, except on an `agent`
+    /// tool, which defaults to the named Agent's `spec.description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
-    pub description: String,
+    pub description: Option<String>,
 
     /// Call an HTTP endpoint (an in-cluster Service or a URL, such as an API Gateway stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +58,11 @@ pub struct Tool {
     /// Offer the tools of a Model Context Protocol server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpTool>,
+
+    /// Ask an A2A (Agent2Agent) agent — a kagent agent, another vendor's — by sending the tool
+    /// input as a message and answering with its final text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<A2aTool>,
 }
 
 /// A typed view of the one kind a tool sets.
@@ -68,6 +78,8 @@ pub enum ToolKind<'a> {
     Agent(&'a AgentToolRef),
     /// An MCP server.
     Mcp(&'a McpTool),
+    /// An A2A agent.
+    A2a(&'a A2aTool),
 }
 
 impl Tool {
@@ -79,6 +91,7 @@ impl Tool {
             self.openapi.as_ref().map(ToolKind::OpenApi),
             self.agent.as_ref().map(ToolKind::Agent),
             self.mcp.as_ref().map(ToolKind::Mcp),
+            self.a2a.as_ref().map(ToolKind::A2a),
         ]
         .into_iter()
         .flatten();
@@ -306,6 +319,32 @@ pub struct McpTool {
     pub headers: Vec<HttpHeader>,
 
     /// Deadline of one tool call in seconds (1 to 3600). Default: `limits.toolTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<i32>,
+}
+
+/// An A2A agent, reached at the URL its agent card names (fetched from
+/// `<base>/.well-known/agent-card.json` when the runtime starts).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.url) != has(self.service)",
+    "message": "an a2a tool sets exactly one of url or service",
+}]))]
+pub struct A2aTool {
+    /// Absolute `http://` or `https://` base URL of the agent, where its card lives under
+    /// `/.well-known/`, for example `http://kagent-controller.kagent:8083/api/a2a/kagent/k8s-agent/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: Option<String>,
+
+    /// An in-cluster Service serving the agent; its base URL is
+    /// `http://<name>.<namespace>.svc.cluster.local:<port><path>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+
+    /// Deadline of one call in seconds (1 to 3600). Default: `limits.toolTimeoutSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: Option<i32>,

@@ -29,7 +29,10 @@ mod tests {
     #[test]
     fn config_map_holds_the_runtime_config_the_runtime_can_parse() {
         let a = validated(WEATHER);
-        let cm = config_map(&a, &runtime_config(&a, "prompt", &Default::default()));
+        let cm = config_map(
+            &a,
+            &runtime_config(&a, "prompt", &Default::default(), &Default::default()),
+        );
         assert_eq!(cm.metadata.name.as_deref(), Some("weather-config"));
         assert_eq!(
             cm.metadata.owner_references.as_ref().unwrap()[0].uid,

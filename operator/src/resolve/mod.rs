@@ -8,7 +8,10 @@
 //!
 //! ConfigMap-held OpenAPI documents are read and converted in [`openapi`].
 
+pub mod descriptions;
 pub mod openapi;
+
+use std::collections::BTreeMap;
 
 use agentry_crds::config_builder::OpenApiOperations;
 use agentry_crds::{Agent, ToolKind};
@@ -23,7 +26,7 @@ use crate::validate::ValidatedAgent;
 pub enum Target {
     /// Another Agent.
     Agent,
-    /// A Service (http or mcp tool).
+    /// A Service (http, openapi, mcp or a2a tool).
     Service,
 }
 
@@ -56,6 +59,10 @@ pub fn references(agent: &Agent) -> Vec<Reference> {
                 None => continue,
             },
             Some(ToolKind::Mcp(m)) => match &m.service {
+                Some(s) => (Target::Service, &s.name, &s.namespace),
+                None => continue,
+            },
+            Some(ToolKind::A2a(a)) => match &a.service {
                 Some(s) => (Target::Service, &s.name, &s.namespace),
                 None => continue,
             },
@@ -92,7 +99,8 @@ pub fn config_maps(agent: &Agent) -> Vec<(String, String)> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// PascalCase reason: `AgentNotFound`, `ServiceNotFound`, `ConfigMapNotFound`,
-    /// `ConfigMapKeyNotFound`, `OpenApiDocumentInvalid`, `ToolNameConflict`.
+    /// `ConfigMapKeyNotFound`, `OpenApiDocumentInvalid`, `ToolNameConflict`,
+    /// `ToolDescriptionMissing`.
     pub reason: &'static str,
     /// What is missing, naming the tool and the object.
     pub message: String,
@@ -109,6 +117,10 @@ pub struct Resolution {
     pub openapi: OpenApiOperations,
     /// OpenAPI documents that could not be read or used, and operation name conflicts.
     pub openapi_problems: Vec<Problem>,
+    /// The named Agent's description of each agent tool that sets none, by tool name.
+    pub agent_tool_descriptions: BTreeMap<String, String>,
+    /// Agent tools with no description of their own whose Agent has none either.
+    pub description_problems: Vec<Problem>,
 }
 
 impl Resolution {
@@ -117,6 +129,7 @@ impl Resolution {
         let mut all: Vec<Problem> = self.system_prompt.clone().err().into_iter().collect();
         all.extend(self.missing_targets.iter().cloned());
         all.extend(self.openapi_problems.iter().cloned());
+        all.extend(self.description_problems.iter().cloned());
         all
     }
 }
@@ -267,11 +280,15 @@ pub async fn resolve(
     }
     let (openapi, openapi_problems) =
         openapi::resolve(&lookup.client, &validated.namespace, &validated.spec).await?;
+    let (agent_tool_descriptions, description_problems) =
+        descriptions::resolve(agent, lookup).await?;
     Ok(Resolution {
         system_prompt,
         missing_targets,
         openapi,
         openapi_problems,
+        agent_tool_descriptions,
+        description_problems,
     })
 }
 
@@ -299,6 +316,27 @@ mod tests {
                     name: "travel".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a2a_tool_on_a_service_refers_to_that_service_and_one_on_a_url_to_nothing() {
+        let yaml = WEATHER.replace(
+            "      agent: {name: travel}\n",
+            "      agent: {name: travel}\n    - name: k8s_agent\n      description: Kubernetes help.\n      \
+             a2a: {service: {name: kagent-controller, namespace: kagent, port: 8083}}\n    \
+             - name: remote\n      description: A remote agent.\n      a2a: {url: \"http://a.example.com/\"}\n",
+        );
+        let refs = references(&agent(&yaml));
+        assert_eq!(refs.len(), 3, "{refs:?}");
+        assert_eq!(
+            refs[2],
+            Reference {
+                tool: "k8s_agent".into(),
+                target: Target::Service,
+                namespace: "kagent".into(),
+                name: "kagent-controller".into()
+            }
         );
     }
 
@@ -352,6 +390,8 @@ mod tests {
                 reason: "OpenApiDocumentInvalid",
                 message: "o".into(),
             }],
+            agent_tool_descriptions: BTreeMap::new(),
+            description_problems: vec![descriptions::missing("t", "demo", "travel")],
         };
         let reasons: Vec<_> = r.problems().iter().map(|p| p.reason).collect();
         assert_eq!(
@@ -359,7 +399,8 @@ mod tests {
             [
                 "ConfigMapNotFound",
                 "AgentNotFound",
-                "OpenApiDocumentInvalid"
+                "OpenApiDocumentInvalid",
+                "ToolDescriptionMissing"
             ]
         );
     }

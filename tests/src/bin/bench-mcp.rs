@@ -61,6 +61,7 @@ fn config(tools: Vec<ToolConfig>) -> RuntimeConfig {
         agent: AgentIdentity {
             name: "bench".into(),
             namespace: "demo".into(),
+            description: None,
         },
         model: ModelConfig {
             id: "anthropic.claude-3-haiku-20240307-v1:0".into(),

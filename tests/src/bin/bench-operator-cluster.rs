@@ -141,7 +141,12 @@ async fn floor_chain(
         .expect("floor: creating an Agent");
     let v = validate(&created).expect("a valid Agent");
     let prompt = v.spec.system_prompt.clone().unwrap_or_default();
-    let config = build::runtime_config::runtime_config(&v, &prompt, &Default::default());
+    let config = build::runtime_config::runtime_config(
+        &v,
+        &prompt,
+        &Default::default(),
+        &Default::default(),
+    );
     let config_hash = build::stable_hash(config.to_json().as_bytes());
     let runtime = deployment::RuntimeImage {
         image: agentry_operator::config::DEFAULT_RUNTIME_IMAGE.into(),

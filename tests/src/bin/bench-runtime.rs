@@ -64,6 +64,7 @@ fn config(tools_url: &str, kind: Kind, in_flight: usize) -> RuntimeConfig {
         agent: AgentIdentity {
             name: "bench".into(),
             namespace: "bench".into(),
+            description: None,
         },
         model: ModelConfig {
             id: "anthropic.claude-3-haiku-20240307-v1:0".into(),

@@ -18,6 +18,7 @@ pub fn config(tools: Vec<ToolConfig>, limits: EffectiveLimits) -> RuntimeConfig 
         agent: AgentIdentity {
             name: "radio".into(),
             namespace: "demo".into(),
+            description: None,
         },
         model: ModelConfig {
             id: "us.anthropic.claude-3-7-sonnet-20250219-v1:0".into(),

@@ -1,0 +1,168 @@
+//! Runs one A2A task: the invocation in its own tokio task, which owns the [`Invocation`]
+//! guard (slot, metrics, access log), so a task outlives the request that started it — a
+//! client that goes away can still fetch it with `tasks/get`; only `tasks/cancel` (or the
+//! invocation's own deadline) stops it. Cancelling drops the loop's future, which cancels its
+//! model and tool calls.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::new_id;
+use super::store::{Message, Role, State, Store, Task};
+use crate::invoke::{self, Request};
+use crate::machine::StopReason;
+use crate::server::AppState;
+use crate::server::invocation::Invocation;
+
+/// Outcome label of an invocation stopped by `tasks/cancel`.
+pub const CANCELLED: &str = "cancelled";
+
+/// What the invocation needs besides the task.
+pub struct Job {
+    /// The admitted invocation.
+    pub inv: Invocation,
+    /// The user's text.
+    pub input: String,
+    /// Agent-to-agent hops before this one.
+    pub depth: u32,
+    /// When it must end.
+    pub deadline: Instant,
+}
+
+/// The task's state and message after the loop ended: a limit stop fails the task with the
+/// stop reason and whatever partial text there was.
+fn ended(task: &mut Task, outcome: &Result<invoke::Summary, crate::bedrock::BedrockError>) {
+    match outcome {
+        Ok(s)
+            if matches!(
+                s.stop_reason,
+                StopReason::EndTurn | StopReason::StopSequence
+            ) =>
+        {
+            task.state = State::Completed;
+            task.answer = Some((new_id(), s.output.clone()));
+        }
+        _ => {
+            let (text, _) = crate::server::mcp::result_of(outcome);
+            task.state = State::Failed;
+            task.status_message = Some(Message {
+                message_id: new_id(),
+                role: Role::Agent,
+                parts: vec![text],
+            });
+        }
+    }
+}
+
+/// Starts `task` (submitted, in the store from now on): returns a receiver of the task as it
+/// changes (working, then its final state); it closes once the task has ended.
+pub fn start(
+    s: &AppState,
+    store: &Arc<Store>,
+    task: Task,
+    job: Job,
+) -> mpsc::UnboundedReceiver<Task> {
+    let (cancel_tx, cancel_rx) = oneshot::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
+    store.insert(task.clone(), cancel_tx);
+    let rt = s.rt.clone();
+    let store = store.clone();
+    let Job {
+        mut inv,
+        input,
+        depth,
+        deadline,
+    } = job;
+    tokio::spawn(async move {
+        if let Some(t) = store.update(&task.id, |t| t.state = State::Working) {
+            let _ = tx.send(t);
+        }
+        let request = Request {
+            input: Some(input),
+            messages: vec![],
+            depth,
+            deadline,
+            stream: false,
+            request_id: inv.request_id.clone(),
+            overrides: Default::default(),
+        };
+        let run = invoke::invoke(&rt, request, None, &inv.progress);
+        let finished = tokio::select! {
+            outcome = run => {
+                let label = match &outcome {
+                    Ok(summary) => summary.stop_reason.as_str().to_string(),
+                    Err(e) => e.category().to_string(),
+                };
+                inv.finish(200, &label);
+                store.update(&task.id, |t| ended(t, &outcome))
+            }
+            // The store marked it cancelled before signalling.
+            _ = cancel_rx => {
+                inv.finish(200, CANCELLED);
+                store.get(&task.id)
+            }
+        };
+        drop(inv);
+        if let Some(t) = finished {
+            let _ = tx.send(t);
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::Usage;
+
+    fn task() -> Task {
+        Task {
+            id: "t".into(),
+            context_id: "c".into(),
+            state: State::Working,
+            timestamp: super::super::store::now(),
+            history: vec![],
+            answer: None,
+            status_message: None,
+        }
+    }
+
+    fn summary(
+        stop: StopReason,
+        output: &str,
+    ) -> Result<invoke::Summary, crate::bedrock::BedrockError> {
+        Ok(invoke::Summary {
+            output: output.into(),
+            stop_reason: stop,
+            iterations: 3,
+            usage: Usage::default(),
+            tool_calls: vec![],
+            texts: vec![],
+        })
+    }
+
+    #[test]
+    fn an_answer_completes_the_task_with_it_as_the_artifact() {
+        let mut t = task();
+        ended(&mut t, &summary(StopReason::EndTurn, "Elemental Hotel"));
+        assert_eq!(t.state, State::Completed);
+        assert_eq!(t.answer.unwrap().1, "Elemental Hotel");
+        assert!(t.status_message.is_none());
+    }
+
+    #[test]
+    fn a_limit_stop_fails_the_task_naming_the_limit_and_keeping_the_partial_text() {
+        let mut t = task();
+        ended(&mut t, &summary(StopReason::MaxIterations, "Let me check."));
+        assert_eq!(t.state, State::Failed);
+        assert!(t.answer.is_none());
+        assert_eq!(
+            t.status_message.unwrap().parts,
+            [
+                "the agent stopped before finishing its answer: max_iterations. Partial answer: Let me check."
+            ]
+        );
+    }
+}

@@ -1,0 +1,601 @@
+//! The two A2A wire versions served on one URL: 1.0 (`SendMessage`, PascalCase methods, no
+//! `kind` discriminators, `ROLE_*` and `TASK_STATE_*` enums, results wrapped by type) and 0.3
+//! (`message/send`, `kind` on every object, lower-case roles and states, the `final` flag of
+//! status updates). Requests are read into version-neutral values ([`SendParams`]) and the
+//! store's [`Task`]s rendered back in the caller's version.
+
+use serde_json::{Map, Value, json};
+
+use super::store::{Message, Role, State, Task};
+
+/// A wire version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// A2A 1.0 (a2a-sdk 1.x).
+    V1,
+    /// A2A 0.3 (a2a-sdk 0.3.x, kagent 0.10).
+    V03,
+}
+
+/// A method this server runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `SendMessage` / `message/send`.
+    Send,
+    /// `SendStreamingMessage` / `message/stream`.
+    Stream,
+    /// `GetTask` / `tasks/get`.
+    Get,
+    /// `CancelTask` / `tasks/cancel`.
+    Cancel,
+}
+
+/// What a method name asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// A method served here, in its version.
+    Serve(Version, Method),
+    /// A push-notification method (none is supported).
+    PushNotifications,
+    /// An A2A method this server does not offer (resubscribe, list, extended card).
+    Unsupported,
+    /// No A2A method.
+    Unknown,
+}
+
+/// The method `name`: the two versions' names never overlap (1.0's are PascalCase, 0.3's
+/// hold a `/`), so the name alone picks the version.
+pub fn dispatch(name: &str) -> Dispatch {
+    use {Method::*, Version::*};
+    match name {
+        "SendMessage" => Dispatch::Serve(V1, Send),
+        "SendStreamingMessage" => Dispatch::Serve(V1, Stream),
+        "GetTask" => Dispatch::Serve(V1, Get),
+        "CancelTask" => Dispatch::Serve(V1, Cancel),
+        "message/send" => Dispatch::Serve(V03, Send),
+        "message/stream" => Dispatch::Serve(V03, Stream),
+        "tasks/get" => Dispatch::Serve(V03, Get),
+        "tasks/cancel" => Dispatch::Serve(V03, Cancel),
+        n if n.contains("PushNotificationConfig")
+            || n.starts_with("tasks/pushNotificationConfig/") =>
+        {
+            Dispatch::PushNotifications
+        }
+        "SubscribeToTask"
+        | "ListTasks"
+        | "GetExtendedAgentCard"
+        | "tasks/resubscribe"
+        | "agent/getAuthenticatedExtendedCard" => Dispatch::Unsupported,
+        _ => Dispatch::Unknown,
+    }
+}
+
+/// A JSON-RPC error with an A2A code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcError {
+    /// The code.
+    pub code: i64,
+    /// The message.
+    pub message: String,
+    /// The 1.0 `ErrorInfo` reason of an A2A-specific code.
+    pub reason: Option<&'static str>,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>, reason: Option<&'static str>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            reason,
+        }
+    }
+    /// -32700.
+    pub fn parse(message: impl Into<String>) -> Self {
+        Self::new(-32700, message, None)
+    }
+    /// -32600.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(-32600, message, None)
+    }
+    /// -32601.
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(-32601, format!("Method not found: {method}"), None)
+    }
+    /// -32602.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(-32602, message, None)
+    }
+    /// -32603.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(-32603, message, None)
+    }
+    /// -32001.
+    pub fn task_not_found(id: &str) -> Self {
+        Self::new(
+            -32001,
+            format!("Task not found: {id}"),
+            Some("TASK_NOT_FOUND"),
+        )
+    }
+    /// -32002.
+    pub fn not_cancelable(state: State) -> Self {
+        let state = state_name(Version::V03, state);
+        let message = format!("Task cannot be canceled: it has ended ({state})");
+        Self::new(-32002, message, Some("TASK_NOT_CANCELABLE"))
+    }
+    /// -32003.
+    pub fn push_not_supported() -> Self {
+        let message = "Push notifications are not supported: stream with message/stream \
+                       (SendStreamingMessage) or poll with tasks/get (GetTask)";
+        Self::new(-32003, message, Some("PUSH_NOTIFICATION_NOT_SUPPORTED"))
+    }
+    /// -32004.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(-32004, message, Some("UNSUPPORTED_OPERATION"))
+    }
+    /// -32005.
+    pub fn content_type(message: impl Into<String>) -> Self {
+        Self::new(-32005, message, Some("CONTENT_TYPE_NOT_SUPPORTED"))
+    }
+    /// -32009.
+    pub fn version(requested: &str) -> Self {
+        let message =
+            format!("A2A version {requested} is not supported: this agent speaks 1.0 and 0.3");
+        Self::new(-32009, message, Some("VERSION_NOT_SUPPORTED"))
+    }
+
+    /// The `error` member: in 1.0 an A2A code carries a `google.rpc.ErrorInfo` in `data`.
+    pub fn to_json(&self, version: Version) -> Value {
+        let mut e = json!({"code": self.code, "message": self.message});
+        if let (Version::V1, Some(reason)) = (version, self.reason) {
+            e["data"] = json!([{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "a2a-protocol.org",
+                "metadata": {},
+            }]);
+        }
+        e
+    }
+}
+
+/// A JSON-RPC response carrying `result`.
+pub fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A JSON-RPC response carrying `error`.
+pub fn error(id: &Value, version: Version, e: &RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": e.to_json(version)})
+}
+
+/// A `message/send` request, version-neutral.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendParams {
+    /// The client's message id.
+    pub message_id: String,
+    /// The client's context id, if given.
+    pub context_id: Option<String>,
+    /// The text parts.
+    pub parts: Vec<String>,
+    /// Whether the answer waits for the task to end (0.3 `blocking`, 1.0 not `returnImmediately`).
+    pub blocking: bool,
+    /// How many history messages the returned task carries.
+    pub history_length: Option<u64>,
+}
+
+fn text_modes_accepted(config: &Map<String, Value>) -> bool {
+    match config.get("acceptedOutputModes").and_then(Value::as_array) {
+        Some(modes) if !modes.is_empty() => modes
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|m| matches!(m, "text/plain" | "text" | "*/*" | "text/*")),
+        _ => true,
+    }
+}
+
+fn text_of_part(version: Version, i: usize, part: &Value) -> Result<String, RpcError> {
+    let text = part.get("text").and_then(Value::as_str);
+    let other = match version {
+        Version::V1 => ["raw", "url", "data"]
+            .into_iter()
+            .find(|k| part.get(*k).is_some()),
+        Version::V03 => match part.get("kind").and_then(Value::as_str) {
+            Some("text") => None,
+            Some(k @ ("file" | "data")) => Some(k),
+            _ => {
+                return Err(RpcError::invalid_params(format!(
+                    "message.parts[{i}] needs kind \"text\", \"file\" or \"data\""
+                )));
+            }
+        },
+    };
+    match (other, text) {
+        (Some(kind), _) => Err(RpcError::content_type(format!(
+            "message.parts[{i}] is a {kind} part: this agent takes text parts only"
+        ))),
+        (None, Some(t)) => Ok(t.to_string()),
+        (None, None) => Err(RpcError::invalid_params(format!(
+            "message.parts[{i}] has no text"
+        ))),
+    }
+}
+
+/// Reads `message/send` (or stream) params in `version`.
+pub fn send_params(version: Version, params: &Value) -> Result<SendParams, RpcError> {
+    let m = params
+        .get("message")
+        .and_then(Value::as_object)
+        .ok_or_else(|| RpcError::invalid_params("params.message is required"))?;
+    let user = match version {
+        Version::V1 => "ROLE_USER",
+        Version::V03 => "user",
+    };
+    if m.get("role").and_then(Value::as_str) != Some(user) {
+        return Err(RpcError::invalid_params(format!(
+            "message.role must be {user:?}"
+        )));
+    }
+    let message_id = m
+        .get("messageId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| RpcError::invalid_params("message.messageId is required"))?;
+    if m.get("taskId")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err(RpcError::unsupported(
+            "each message starts a new task here (tasks end when answered): send it without taskId",
+        ));
+    }
+    let parts = m
+        .get("parts")
+        .and_then(Value::as_array)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| RpcError::invalid_params("message.parts needs at least one part"))?;
+    let parts = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| text_of_part(version, i, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let empty = Map::new();
+    let config = params
+        .get("configuration")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    if !text_modes_accepted(config) {
+        return Err(RpcError::content_type(
+            "acceptedOutputModes excludes text/plain, the only output mode of this agent",
+        ));
+    }
+    let push = match version {
+        Version::V1 => "taskPushNotificationConfig",
+        Version::V03 => "pushNotificationConfig",
+    };
+    if config.get(push).is_some_and(|p| !p.is_null()) {
+        return Err(RpcError::push_not_supported());
+    }
+    let blocking = match version {
+        Version::V1 => config.get("returnImmediately").and_then(Value::as_bool) != Some(true),
+        Version::V03 => config.get("blocking").and_then(Value::as_bool) != Some(false),
+    };
+    Ok(SendParams {
+        message_id: message_id.to_string(),
+        context_id: m
+            .get("contextId")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        parts,
+        blocking,
+        history_length: history_length(config)?,
+    })
+}
+
+fn history_length(params: &Map<String, Value>) -> Result<Option<u64>, RpcError> {
+    match params.get("historyLength") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            RpcError::invalid_params("historyLength must be a non-negative integer")
+        }),
+    }
+}
+
+/// Reads `tasks/get` or `tasks/cancel` params: the task id and `historyLength`.
+pub fn task_params(params: &Value) -> Result<(String, Option<u64>), RpcError> {
+    let id = params
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| RpcError::invalid_params("params.id (the task id) is required"))?;
+    let empty = Map::new();
+    let hl = history_length(params.as_object().unwrap_or(&empty))?;
+    Ok((id.to_string(), hl))
+}
+
+/// A state's name in `version`.
+pub fn state_name(version: Version, state: State) -> &'static str {
+    match (version, state) {
+        (Version::V1, State::Submitted) => "TASK_STATE_SUBMITTED",
+        (Version::V1, State::Working) => "TASK_STATE_WORKING",
+        (Version::V1, State::Completed) => "TASK_STATE_COMPLETED",
+        (Version::V1, State::Failed) => "TASK_STATE_FAILED",
+        (Version::V1, State::Canceled) => "TASK_STATE_CANCELED",
+        (Version::V03, State::Submitted) => "submitted",
+        (Version::V03, State::Working) => "working",
+        (Version::V03, State::Completed) => "completed",
+        (Version::V03, State::Failed) => "failed",
+        (Version::V03, State::Canceled) => "canceled",
+    }
+}
+
+fn text_parts(version: Version, parts: &[String]) -> Value {
+    parts
+        .iter()
+        .map(|t| match version {
+            Version::V1 => json!({"text": t}),
+            Version::V03 => json!({"kind": "text", "text": t}),
+        })
+        .collect()
+}
+
+fn message(version: Version, m: &Message, task: &Task) -> Value {
+    let role = match (version, m.role) {
+        (Version::V1, Role::User) => "ROLE_USER",
+        (Version::V1, Role::Agent) => "ROLE_AGENT",
+        (Version::V03, Role::User) => "user",
+        (Version::V03, Role::Agent) => "agent",
+    };
+    let mut v = json!({
+        "messageId": m.message_id, "contextId": task.context_id, "taskId": task.id,
+        "role": role, "parts": text_parts(version, &m.parts),
+    });
+    if version == Version::V03 {
+        v["kind"] = json!("message");
+    }
+    v
+}
+
+fn status(version: Version, task: &Task) -> Value {
+    let mut s = json!({"state": state_name(version, task.state), "timestamp": task.timestamp});
+    if let Some(m) = &task.status_message {
+        s["message"] = message(version, m, task);
+    }
+    s
+}
+
+fn artifact(version: Version, (id, text): &(String, String)) -> Value {
+    json!({"artifactId": id, "name": "answer", "parts": text_parts(version, std::slice::from_ref(text))})
+}
+
+/// A task in `version`, with its last `history_length` history messages (1.0: `0` means
+/// none; 0.3: `0` means all, as each version's SDK reads it).
+pub fn task(version: Version, t: &Task, history_length: Option<u64>) -> Value {
+    let keep = match (version, history_length) {
+        (_, None) | (Version::V03, Some(0)) => t.history.len(),
+        (_, Some(n)) => usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(t.history.len()),
+    };
+    let mut v = json!({"id": t.id, "contextId": t.context_id, "status": status(version, t)});
+    if let Some(a) = &t.answer {
+        v["artifacts"] = json!([artifact(version, a)]);
+    }
+    if keep > 0 {
+        let from = t.history.len() - keep;
+        v["history"] = t.history[from..]
+            .iter()
+            .map(|m| message(version, m, t))
+            .collect();
+    }
+    if version == Version::V03 {
+        v["kind"] = json!("task");
+    }
+    v
+}
+
+/// The result of a blocking or returning-immediately send: 1.0 wraps it as `{"task": …}`.
+pub fn send_result(version: Version, t: &Task, history_length: Option<u64>) -> Value {
+    let v = task(version, t, history_length);
+    match version {
+        Version::V1 => json!({"task": v}),
+        Version::V03 => v,
+    }
+}
+
+/// The first stream event: the task itself.
+pub fn stream_task(version: Version, t: &Task) -> Value {
+    send_result(version, t, None)
+}
+
+/// A status-update stream event (0.3 marks the last one `final`).
+pub fn status_update(version: Version, t: &Task) -> Value {
+    let mut v = json!({"taskId": t.id, "contextId": t.context_id, "status": status(version, t)});
+    match version {
+        Version::V1 => json!({"statusUpdate": v}),
+        Version::V03 => {
+            v["kind"] = json!("status-update");
+            v["final"] = json!(t.state.terminal());
+            v
+        }
+    }
+}
+
+/// The artifact-update stream event of a completed task's answer, if it has one.
+pub fn artifact_update(version: Version, t: &Task) -> Option<Value> {
+    let a = t.answer.as_ref()?;
+    let mut v =
+        json!({"taskId": t.id, "contextId": t.context_id, "artifact": artifact(version, a)});
+    Some(match version {
+        Version::V1 => json!({"artifactUpdate": v}),
+        Version::V03 => {
+            v["kind"] = json!("artifact-update");
+            v["append"] = json!(false);
+            v["lastChunk"] = json!(true);
+            v
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done() -> Task {
+        Task {
+            id: "T".into(),
+            context_id: "C".into(),
+            state: State::Completed,
+            timestamp: "2026-12-01T14:50:08.484886Z".into(),
+            history: vec![Message {
+                message_id: "m1".into(),
+                role: Role::User,
+                parts: vec!["hi".into()],
+            }],
+            answer: Some(("A".into(), "echo: hi".into())),
+            status_message: None,
+        }
+    }
+
+    #[test]
+    fn a_1_0_send_result_is_the_wrapped_task_without_kinds_as_the_official_server_sends_it() {
+        assert_eq!(
+            send_result(Version::V1, &done(), None),
+            json!({"task": {"id": "T", "contextId": "C",
+                "status": {"state": "TASK_STATE_COMPLETED", "timestamp": "2026-12-01T14:50:08.484886Z"},
+                "artifacts": [{"artifactId": "A", "name": "answer", "parts": [{"text": "echo: hi"}]}],
+                "history": [{"messageId": "m1", "contextId": "C", "taskId": "T", "role": "ROLE_USER",
+                             "parts": [{"text": "hi"}]}]}})
+        );
+    }
+
+    #[test]
+    fn a_0_3_send_result_is_the_bare_task_with_kinds_and_lower_case_names() {
+        assert_eq!(
+            send_result(Version::V03, &done(), None),
+            json!({"kind": "task", "id": "T", "contextId": "C",
+                "status": {"state": "completed", "timestamp": "2026-12-01T14:50:08.484886Z"},
+                "artifacts": [{"artifactId": "A", "name": "answer", "parts": [{"kind": "text", "text": "echo: hi"}]}],
+                "history": [{"kind": "message", "messageId": "m1", "contextId": "C", "taskId": "T",
+                             "role": "user", "parts": [{"kind": "text", "text": "hi"}]}]})
+        );
+    }
+
+    #[test]
+    fn history_length_zero_drops_the_history_in_1_0_and_keeps_it_in_0_3() {
+        assert!(task(Version::V1, &done(), Some(0)).get("history").is_none());
+        assert!(task(Version::V03, &done(), Some(0))["history"].is_array());
+        assert!(task(Version::V1, &done(), Some(5))["history"].is_array());
+    }
+
+    #[test]
+    fn only_the_last_0_3_status_update_is_final() {
+        let mut t = done();
+        assert_eq!(status_update(Version::V03, &t)["final"], true);
+        t.state = State::Working;
+        assert_eq!(status_update(Version::V03, &t)["final"], false);
+        assert!(
+            status_update(Version::V1, &t)["statusUpdate"]
+                .get("final")
+                .is_none()
+        );
+    }
+
+    fn params(message: Value, configuration: Value) -> Value {
+        json!({"message": message, "configuration": configuration})
+    }
+
+    #[test]
+    fn text_parts_are_read_in_each_versions_spelling_and_other_parts_refused_as_content_type() {
+        let m1 =
+            json!({"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a"}, {"text": "b"}]});
+        let p = send_params(Version::V1, &params(m1, json!({}))).unwrap();
+        assert_eq!(
+            (p.parts, p.blocking, p.context_id),
+            (vec!["a".into(), "b".into()], true, None)
+        );
+        let m03 = json!({"kind": "message", "messageId": "m", "role": "user", "contextId": "ctx",
+                         "parts": [{"kind": "text", "text": "a"}]});
+        let p = send_params(Version::V03, &params(m03, json!({"blocking": false}))).unwrap();
+        assert_eq!((p.blocking, p.context_id.as_deref()), (false, Some("ctx")));
+        let file =
+            json!({"messageId": "m", "role": "ROLE_USER", "parts": [{"url": "https://x/y.png"}]});
+        assert_eq!(
+            send_params(Version::V1, &params(file, json!({})))
+                .unwrap_err()
+                .code,
+            -32005
+        );
+        let wrong_role = json!({"messageId": "m", "role": "user", "parts": [{"text": "a"}]});
+        assert_eq!(
+            send_params(Version::V1, &params(wrong_role, json!({})))
+                .unwrap_err()
+                .code,
+            -32602
+        );
+    }
+
+    #[test]
+    fn a_task_id_push_config_or_non_text_output_mode_is_refused_rather_than_ignored() {
+        let m = || json!({"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a"}]});
+        let mut with_task = m();
+        with_task["taskId"] = json!("T");
+        assert_eq!(
+            send_params(Version::V1, &params(with_task, json!({})))
+                .unwrap_err()
+                .code,
+            -32004
+        );
+        let push = json!({"taskPushNotificationConfig": {"url": "https://hook"}});
+        assert_eq!(
+            send_params(Version::V1, &params(m(), push))
+                .unwrap_err()
+                .code,
+            -32003
+        );
+        let modes = json!({"acceptedOutputModes": ["application/json"]});
+        assert_eq!(
+            send_params(Version::V1, &params(m(), modes))
+                .unwrap_err()
+                .code,
+            -32005
+        );
+        let immediately = json!({"returnImmediately": true});
+        assert!(
+            !send_params(Version::V1, &params(m(), immediately))
+                .unwrap()
+                .blocking
+        );
+    }
+
+    #[test]
+    fn method_names_pick_the_version_and_a2a_only_errors_carry_error_info_in_1_0() {
+        assert_eq!(
+            dispatch("SendMessage"),
+            Dispatch::Serve(Version::V1, Method::Send)
+        );
+        assert_eq!(
+            dispatch("tasks/cancel"),
+            Dispatch::Serve(Version::V03, Method::Cancel)
+        );
+        assert_eq!(dispatch("ListTasks"), Dispatch::Unsupported);
+        assert_eq!(
+            dispatch("CreateTaskPushNotificationConfig"),
+            Dispatch::PushNotifications
+        );
+        assert_eq!(dispatch("tasks/list"), Dispatch::Unknown);
+        let e = RpcError::task_not_found("T");
+        assert_eq!(
+            e.to_json(Version::V1)["data"][0]["reason"],
+            "TASK_NOT_FOUND"
+        );
+        assert!(e.to_json(Version::V03).get("data").is_none());
+        assert!(
+            RpcError::method_not_found("x")
+                .to_json(Version::V1)
+                .get("data")
+                .is_none()
+        );
+    }
+}
