@@ -11,7 +11,7 @@
 //! cargo run --release -p agentry-tests --bin bench-runtime -- kinds [0 16 8000 json]
 //!                     # the same scenario with the tool call as http, lambda and openapi tool
 //! cargo run --release -p agentry-tests --bin bench-runtime -- protocols [0 16 8000 json]
-//!                     # the same scenario over /v1/invoke, chat completions and MCP
+//!                     # the same scenario over /v1/invoke, chat completions, MCP and A2A
 //! ```
 
 // A benchmark: when its setup fails, stopping loudly is the right outcome.

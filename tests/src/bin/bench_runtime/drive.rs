@@ -177,11 +177,18 @@ pub enum Protocol {
     OpenAi,
     /// `POST /mcp`, one stateless `tools/call` (never streamed).
     Mcp,
+    /// `POST /`, A2A 1.0 `SendMessage` (or `SendStreamingMessage` when streaming).
+    A2a,
 }
 
 impl Protocol {
     /// Every protocol, `/v1/invoke` first (the others are compared with it).
-    pub const ALL: [Protocol; 3] = [Protocol::Invoke, Protocol::OpenAi, Protocol::Mcp];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Invoke,
+        Protocol::OpenAi,
+        Protocol::Mcp,
+        Protocol::A2a,
+    ];
 
     /// Its name in the tables (the `protocol` metric label).
     pub fn name(self) -> &'static str {
@@ -189,6 +196,7 @@ impl Protocol {
             Protocol::Invoke => "invoke",
             Protocol::OpenAi => "openai",
             Protocol::Mcp => "mcp",
+            Protocol::A2a => "a2a",
         }
     }
 
@@ -229,6 +237,17 @@ impl Protocol {
                         "params": {"name": agent, "arguments": {"input": QUESTION}}})
                     .to_string(),
                 ),
+            Protocol::A2a => client
+                .post(format!("{base}/"))
+                .header("content-type", "application/json")
+                .header("a2a-version", "1.0")
+                .body(
+                    serde_json::json!({"jsonrpc": "2.0", "id": 1,
+                        "method": if stream { "SendStreamingMessage" } else { "SendMessage" },
+                        "params": {"message": {"messageId": "m1", "role": "ROLE_USER",
+                                               "parts": [{"text": QUESTION}]}}})
+                    .to_string(),
+                ),
         }
     }
 
@@ -241,6 +260,7 @@ impl Protocol {
             (Protocol::OpenAi, true) => has(b"data: [DONE]"),
             (Protocol::OpenAi, false) => has(b"\"finish_reason\":\"stop\""),
             (Protocol::Mcp, _) => has(b"\"isError\":false"),
+            (Protocol::A2a, _) => has(b"TASK_STATE_COMPLETED"),
         }
     }
 }
