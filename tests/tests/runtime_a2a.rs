@@ -310,19 +310,7 @@ async fn json_rpc_errors_carry_the_a2a_codes_of_each_version() {
 
 #[tokio::test]
 async fn a_draining_runtime_refuses_a2a_messages_with_503_and_retry_after() {
-    let fake = FakeBedrock::start().await.unwrap();
-    let tools = ToolServer::start(&[]).await;
-    let cfg = config(
-        vec![http_tool("top_song", tools.url("/top_song"), 2)],
-        limits(),
-    );
-    let options = agentry_runtime::ServeOptions {
-        drain_delay: Duration::from_secs(15),
-        ..agentry_runtime::ServeOptions::default()
-    };
-    let max = agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES;
-    let mut rt = runtime::start_with(cfg, &fake, secrets(), options, max).await;
-    rt.shutdown();
+    let (fake, _tools, rt) = fixtures::draining().await;
     let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {
         "messageId": "m", "role": "ROLE_USER", "parts": [{"text": QUESTION}]}}});
     let mut got = (0, Value::Null, None);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use agentry_tests::bedrock::{Block, FakeBedrock, Script, Turn};
 use agentry_tests::openai;
-use agentry_tests::runtime::{RuntimeUnderTest, ToolServer};
+use agentry_tests::runtime::RuntimeUnderTest;
 use fixtures::{invoke, limits, setup, song};
 use serde_json::{Value, json};
 
@@ -368,25 +368,7 @@ async fn max_concurrent_invocations_counts_invoke_and_chat_completions_together(
 
 #[tokio::test]
 async fn a_draining_runtime_refuses_chat_completions_with_503() {
-    let fake = FakeBedrock::start().await.unwrap();
-    let tools = ToolServer::start(&[]).await;
-    let cfg = fixtures::config(
-        vec![fixtures::http_tool("top_song", tools.url("/top_song"), 2)],
-        limits(),
-    );
-    let options = agentry_runtime::ServeOptions {
-        drain_delay: Duration::from_secs(15),
-        ..agentry_runtime::ServeOptions::default()
-    };
-    let mut rt = agentry_tests::runtime::start_with(
-        cfg,
-        &fake,
-        fixtures::secrets(),
-        options,
-        agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES,
-    )
-    .await;
-    rt.shutdown();
+    let (fake, _tools, rt) = fixtures::draining().await;
     let mut ready = 0;
     for _ in 0..100 {
         ready = reqwest::get(format!("{}/readyz", rt.url))

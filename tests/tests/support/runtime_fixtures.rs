@@ -101,6 +101,25 @@ pub async fn setup(
     (fake, tools, rt)
 }
 
+/// A runtime already told to stop, in a 15 s drain: every protocol must refuse new work with 503
+/// while it lasts. The imitation and tool server are returned so they outlive the test.
+pub async fn draining() -> (FakeBedrock, ToolServer, RuntimeUnderTest) {
+    let fake = FakeBedrock::start().await.unwrap();
+    let tools = ToolServer::start(&[]).await;
+    let cfg = config(
+        vec![http_tool("top_song", tools.url("/top_song"), 2)],
+        limits(),
+    );
+    let options = agentry_runtime::ServeOptions {
+        drain_delay: std::time::Duration::from_secs(15),
+        ..agentry_runtime::ServeOptions::default()
+    };
+    let max = agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES;
+    let mut rt = runtime::start_with(cfg, &fake, secrets(), options, max).await;
+    rt.shutdown();
+    (fake, tools, rt)
+}
+
 pub async fn invoke(
     rt: &RuntimeUnderTest,
     body: Value,
