@@ -5,6 +5,7 @@
 
 use agentry_crds::model::GuardrailTrace;
 use agentry_crds::runtime_config::RuntimeConfig;
+use aws_sdk_bedrockruntime::operation::RequestId as _;
 use aws_sdk_bedrockruntime::types as sdk;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::conversation::{Block, Message, ResultContent, ResultStatus, Role, ToolUse, Usage};
 use crate::document::{to_document, to_json};
 use crate::machine::ModelReply;
+use crate::telemetry::ChatSettings;
 use crate::tools::Offered;
 
 mod error;
@@ -224,17 +226,13 @@ impl Bedrock {
                 "the Converse response has no stopReason".into(),
             ));
         }
-        let usage = out
-            .usage()
-            .map(|u| Usage {
-                input_tokens: u.input_tokens().max(0) as u64,
-                output_tokens: u.output_tokens().max(0) as u64,
-            })
-            .unwrap_or_default();
+        let usage = out.usage().map(usage).unwrap_or_default();
         Ok(ModelReply {
             content,
             stop_reason: out.stop_reason().as_str().to_string(),
             usage,
+            request_id: out.request_id().map(String::from),
+            first_chunk: None,
         })
     }
 
@@ -247,6 +245,7 @@ impl Bedrock {
         overrides: &Overrides,
         mut on_text: impl FnMut(&str),
     ) -> Result<ModelReply, BedrockError> {
+        let asked = std::time::Instant::now();
         let mut out = self
             .client
             .converse_stream()
@@ -259,10 +258,13 @@ impl Bedrock {
             .send()
             .await
             .map_err(classify)?;
-        let mut assembly = StreamAssembly::new(self.max_reply_bytes);
+        let mut assembly =
+            StreamAssembly::new(self.max_reply_bytes, out.request_id().map(String::from));
+        let mut first_chunk = None;
         loop {
             match out.stream.recv().await {
                 Ok(Some(event)) => {
+                    first_chunk.get_or_insert_with(|| asked.elapsed());
                     if let Some(text) = assembly.push(event)? {
                         on_text(&text);
                     }
@@ -271,7 +273,30 @@ impl Bedrock {
                 Err(e) => return Err(classify_stream(e)),
             }
         }
-        assembly.finish()
+        let mut reply = assembly.finish()?;
+        reply.first_chunk = first_chunk;
+        Ok(reply)
+    }
+
+    /// The inference settings a call with `overrides` sends, for its span.
+    pub fn settings(&self, overrides: &Overrides) -> ChatSettings {
+        let i = self.inference(overrides);
+        ChatSettings {
+            max_tokens: i.max_tokens,
+            temperature: i.temperature,
+            top_p: i.top_p,
+        }
+    }
+}
+
+/// Token counts from the SDK's.
+pub(crate) fn usage(u: &sdk::TokenUsage) -> Usage {
+    let n = |v: i32| u64::try_from(v).unwrap_or(0);
+    Usage {
+        input_tokens: n(u.input_tokens()),
+        output_tokens: n(u.output_tokens()),
+        cache_read_input_tokens: u.cache_read_input_tokens().map_or(0, n),
+        cache_write_input_tokens: u.cache_write_input_tokens().map_or(0, n),
     }
 }
 

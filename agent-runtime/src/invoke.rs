@@ -9,10 +9,13 @@ use agentry_crds::runtime_config::RuntimeConfig;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
+use opentelemetry::context::FutureExt as _;
+
 use crate::bedrock::{Bedrock, BedrockError, Overrides};
 use crate::conversation::{Message, ResultStatus, Usage};
 use crate::machine::{Loop, Next, StopReason};
 use crate::metrics::Metrics;
+use crate::telemetry::{Telemetry, Trace};
 use crate::tools::{CallContext, Toolbox};
 
 /// Everything an invocation needs, built once at start.
@@ -25,6 +28,8 @@ pub struct Runtime {
     pub tools: Toolbox,
     /// Metrics.
     pub metrics: Metrics,
+    /// Traces.
+    pub telemetry: Telemetry,
 }
 
 /// What the client asked.
@@ -45,6 +50,9 @@ pub struct Request {
     /// Changes to the model settings for this invocation (a protocol's system messages,
     /// `max_tokens`, `temperature`), within the Agent's bounds.
     pub overrides: Overrides,
+    /// The invocation's span (or the caller's trace context): the parent of its model and
+    /// tool call spans.
+    pub trace: Trace,
 }
 
 /// Counts of an invocation so far, shared with whoever reports on it: the access log reads
@@ -89,6 +97,7 @@ struct Pending<'a> {
     what: Call<'a>,
     started: Instant,
     armed: bool,
+    span: Trace,
 }
 
 enum Call<'a> {
@@ -97,22 +106,25 @@ enum Call<'a> {
 }
 
 impl<'a> Pending<'a> {
-    fn new(metrics: &'a Metrics, what: Call<'a>) -> Self {
+    fn new(metrics: &'a Metrics, what: Call<'a>, span: Trace) -> Self {
         Self {
             metrics,
             what,
             started: Instant::now(),
             armed: true,
+            span,
         }
     }
 
-    /// The call ended with `outcome` (model calls; tool calls are recorded by the caller).
+    /// The call ended with `outcome` (model calls; tool calls are recorded by the caller);
+    /// its span ends.
     fn ended(mut self, outcome: &str) {
         self.armed = false;
         if let Call::Model(model) = self.what {
             self.metrics
                 .bedrock_call(model, outcome, self.started.elapsed());
         }
+        self.span.end();
     }
 }
 
@@ -121,6 +133,9 @@ impl Drop for Pending<'_> {
         if !self.armed {
             return;
         }
+        self.span
+            .fail("cancelled", "the invocation ended before this call did");
+        self.span.end();
         match self.what {
             Call::Model(model) => {
                 self.metrics
@@ -213,8 +228,19 @@ fn send(events: &Option<UnboundedSender<Event>>, e: Event) {
     }
 }
 
-/// Runs one invocation to its end, counting its calls and tokens in `progress`.
+/// Runs one invocation to its end, counting its calls and tokens in `progress`; its log lines
+/// carry the invocation's trace.
 pub async fn invoke(
+    rt: &Runtime,
+    req: Request,
+    events: Option<UnboundedSender<Event>>,
+    progress: &Progress,
+) -> Result<Summary, BedrockError> {
+    let cx = req.trace.context().clone();
+    run(rt, req, events, progress).with_context(cx).await
+}
+
+async fn run(
     rt: &Runtime,
     req: Request,
     events: Option<UnboundedSender<Event>>,
@@ -244,7 +270,12 @@ pub async fn invoke(
                     state.deadline()
                 } else {
                     progress.model_calls.fetch_add(1, Ordering::Relaxed);
-                    let pending = Pending::new(&rt.metrics, Call::Model(model));
+                    let span = rt.telemetry.chat(
+                        &req.trace,
+                        || rt.bedrock.settings(&req.overrides),
+                        state.messages(),
+                    );
+                    let pending = Pending::new(&rt.metrics, Call::Model(model), span.clone());
                     let offered = rt.tools.offered();
                     let call = async {
                         if req.stream {
@@ -266,21 +297,53 @@ pub async fn invoke(
                     };
                     match tokio::time::timeout(remaining, call).await {
                         Err(_) => {
+                            rt.metrics
+                                .model_failed(model, "deadline", pending.started.elapsed());
+                            span.fail("deadline", "the invocation deadline passed");
                             pending.ended("deadline");
                             state.deadline()
                         }
                         Ok(Err(e)) => {
+                            let error_type = e.aws_code().unwrap_or(e.code());
+                            rt.metrics
+                                .model_failed(model, error_type, pending.started.elapsed());
+                            span.fail(error_type, e.to_string());
+                            span.record(|| {
+                                e.request_id()
+                                    .map(|id| {
+                                        vec![opentelemetry::KeyValue::new(
+                                            "aws.request_id",
+                                            id.to_string(),
+                                        )]
+                                    })
+                                    .unwrap_or_default()
+                            });
                             pending.ended(e.category());
-                            tracing::warn!(
-                                request_id = %req.request_id,
-                                model,
-                                error_code = e.aws_code().unwrap_or(e.code()),
-                                error = %e,
-                                "Bedrock call failed"
-                            );
+                            {
+                                let _trace = span.context().clone().attach();
+                                tracing::warn!(
+                                    request_id = %req.request_id,
+                                    model,
+                                    error_code = error_type,
+                                    error = %e,
+                                    "Bedrock call failed"
+                                );
+                            }
                             return Err(e);
                         }
                         Ok(Ok(reply)) => {
+                            rt.metrics
+                                .model_reply(reply.usage, pending.started.elapsed());
+                            if let Some(d) = reply.first_chunk {
+                                rt.metrics.first_chunk(d);
+                            }
+                            rt.telemetry.chat_reply(
+                                &span,
+                                &reply.content,
+                                &reply.stop_reason,
+                                reply.usage,
+                                reply.request_id.as_deref(),
+                            );
                             pending.ended("success");
                             rt.metrics.tokens(model, reply.usage);
                             progress
@@ -317,8 +380,17 @@ pub async fn invoke(
                     Ordering::Relaxed,
                 );
                 let outcomes = futures::future::join_all(calls.iter().map(|c| async {
-                    let pending = Pending::new(&rt.metrics, Call::Tool(&c.name));
-                    let outcome = rt.tools.call(c, ctx).await;
+                    let span = rt
+                        .telemetry
+                        .execute_tool(&req.trace, c, rt.tools.kind_of(&c.name));
+                    let pending = Pending::new(&rt.metrics, Call::Tool(&c.name), span.clone());
+                    let headers = span.headers();
+                    let outcome = rt
+                        .tools
+                        .call(c, ctx, &headers)
+                        .with_context(span.context().clone())
+                        .await;
+                    rt.telemetry.tool_result(&span, &outcome.result);
                     pending.ended("");
                     outcome
                 }))

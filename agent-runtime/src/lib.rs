@@ -15,7 +15,9 @@ pub mod invoke;
 pub mod listener;
 pub mod machine;
 pub mod metrics;
+pub mod prices;
 pub mod server;
+pub mod telemetry;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -91,6 +93,11 @@ pub struct Cli {
     /// when clients reach the runtime another way (a port-forward, an Ingress, a laptop).
     #[arg(long, env = "AGENTRY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Prices (US dollars per million tokens) for `agentry_runtime_estimated_cost_usd_total`,
+    /// beside or over the built-in table: a JSON object of model id →
+    /// `{"input", "output", "cacheRead", "cacheWrite"}` (the chart's `telemetry.modelPrices`).
+    #[arg(long, env = "AGENTRY_MODEL_PRICES")]
+    pub model_prices: Option<String>,
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -159,6 +166,12 @@ pub enum RunError {
     /// The Bedrock client cannot be built.
     #[error("bedrock client")]
     Bedrock(#[from] bedrock::BedrockError),
+    /// The telemetry settings cannot be used.
+    #[error("telemetry")]
+    Telemetry(#[from] agentry_crds::telemetry::TelemetryError),
+    /// The price table override cannot be used.
+    #[error("model prices")]
+    Prices(#[from] prices::PricesError),
     /// The listener cannot be opened.
     #[error("listening on {0}")]
     Listen(SocketAddr, #[source] std::io::Error),
@@ -195,17 +208,33 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     let tools = tools::Toolbox::with_aws(&config, |v| std::env::var(v).ok(), aws)?;
     let bedrock = bedrock::Bedrock::connect(&config, cli.max_reply_bytes).await?;
     let options = ServeOptions::from_cli(&cli, config.limits.timeout_seconds);
+    let telemetry = telemetry::Telemetry::from_env(&config)?;
+    let overrides = match &cli.model_prices {
+        Some(text) => prices::parse(text)?,
+        None => Default::default(),
+    };
+    let price = prices::price(&config.model.id, &overrides);
+    if price.is_none() {
+        tracing::info!(model = %config.model.id, "no price for this model: agentry_runtime_estimated_cost_usd_total stays empty (add it to AGENTRY_MODEL_PRICES)");
+    }
+    let metrics = metrics::Metrics::with_mcp(tools.mcp_metrics()).for_agent(
+        &config.model.id,
+        price,
+        config.limits.max_concurrent_invocations,
+    );
     let rt = Arc::new(invoke::Runtime {
         config,
         bedrock,
-        metrics: metrics::Metrics::with_mcp(tools.mcp_metrics()),
+        metrics,
         tools,
+        telemetry,
     });
     let listener = listener::bind(cli.listen, options.connections.max_connections as u32)
         .map_err(|e| RunError::Listen(cli.listen, e))?;
     let bound = listener.local_addr().unwrap_or(cli.listen);
     tracing::info!(agent = %rt.config.agent.name, model = %rt.config.model.id, tools = rt.tools.offered().specs.len(), listen = %bound, "ready");
-    serve(listener, rt, terminated(), options).await;
+    serve(listener, rt.clone(), terminated(), options).await;
+    rt.telemetry.shutdown().await;
     Ok(())
 }
 

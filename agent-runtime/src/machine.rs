@@ -72,6 +72,10 @@ pub struct ModelReply {
     pub stop_reason: String,
     /// Tokens of this call.
     pub usage: Usage,
+    /// The AWS request id of the call, when Bedrock gave one.
+    pub request_id: Option<String>,
+    /// For a streamed reply, how long after the request its first chunk came.
+    pub first_chunk: Option<std::time::Duration>,
 }
 
 /// What to do next.

@@ -1,7 +1,14 @@
 //! Prometheus metrics of the runtime. Labels come from bounded sets: the serving protocol
-//! (`invoke`, `openai`, `mcp`), outcomes, error categories, the Agent's own tool names (and the names it offers for MCP tools, bounded by
-//! what its servers list and `allowedTools`) and its one model. Never tool input.
+//! (`invoke`, `openai`, `mcp`, `a2a`), outcomes, error categories, the Agent's own tool names
+//! (and the names it offers for MCP tools, bounded by what its servers list and
+//! `allowedTools`) and its one model. Never tool input.
+//!
+//! Beside the `agentry_runtime_*` families, the OpenTelemetry GenAI client metrics in their
+//! Prometheus names (`gen_ai_client_token_usage`, `gen_ai_client_operation_duration_seconds`,
+//! `gen_ai_client_operation_time_to_first_chunk_seconds`), with the conventions' attributes as
+//! labels and buckets, and the estimated cost from [`crate::prices`].
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -12,8 +19,14 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::conversation::Usage;
+use crate::prices::Price;
 
 type L1 = Vec<(&'static str, String)>;
+
+/// `gen_ai.provider.name` of every model call.
+pub const PROVIDER: &str = "aws.bedrock";
+/// `gen_ai.operation.name` of a Converse or ConverseStream call.
+pub const CHAT: &str = "chat";
 
 /// The runtime's metrics.
 pub struct Metrics {
@@ -26,6 +39,53 @@ pub struct Metrics {
     tokens: Family<L1, Counter>,
     tool_calls: Family<L1, Counter>,
     tool_seconds: Family<L1, Histogram>,
+    gen_ai_tokens: Family<L1, Histogram>,
+    gen_ai_seconds: Family<L1, Histogram>,
+    gen_ai_first_chunk: Family<L1, Histogram>,
+    cost: Family<L1, Counter<f64, AtomicU64>>,
+    max_concurrent: Gauge,
+    /// The Agent's model and its price, when known.
+    model: Option<ModelSeries>,
+}
+
+/// The series of the Agent's one model, made once so a model call finds them without
+/// building labels.
+struct ModelSeries {
+    input_tokens: Histogram,
+    output_tokens: Histogram,
+    duration: Histogram,
+    first_chunk: Histogram,
+    cost: Option<(Counter<f64, AtomicU64>, Price)>,
+}
+
+fn gen_ai_labels(model: &str) -> L1 {
+    vec![
+        ("gen_ai_operation_name", CHAT.to_string()),
+        ("gen_ai_provider_name", PROVIDER.to_string()),
+        ("gen_ai_request_model", model.to_string()),
+    ]
+}
+
+fn with(mut labels: L1, key: &'static str, value: &str) -> L1 {
+    labels.push((key, value.to_string()));
+    labels
+}
+
+/// The conventions' buckets of `gen_ai.client.token.usage`: 1, 4, 16, ... 4^13.
+fn token_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 4.0, 14))
+}
+
+/// The conventions' buckets of `gen_ai.client.operation.duration`: 10 ms, 20 ms, ... 81.92 s.
+fn operation_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// The conventions' buckets of `gen_ai.client.operation.time_to_first_chunk`.
+fn first_chunk_buckets() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ])
 }
 
 fn seconds() -> Histogram {
@@ -79,7 +139,41 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers everything under `agentry_runtime`.
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("agentry_runtime");
+        let mut root = Registry::default();
+        let gen_ai_tokens =
+            Family::<L1, Histogram>::new_with_constructor(token_buckets as fn() -> Histogram);
+        root.register(
+            "gen_ai_client_token_usage",
+            "Tokens of each model call, by token type (input, output) (OpenTelemetry GenAI gen_ai.client.token.usage)",
+            gen_ai_tokens.clone(),
+        );
+        let gen_ai_seconds =
+            Family::<L1, Histogram>::new_with_constructor(operation_buckets as fn() -> Histogram);
+        root.register(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of each model call; failed ones carry error_type (OpenTelemetry GenAI gen_ai.client.operation.duration)",
+            gen_ai_seconds.clone(),
+        );
+        let gen_ai_first_chunk =
+            Family::<L1, Histogram>::new_with_constructor(first_chunk_buckets as fn() -> Histogram);
+        root.register(
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
+            "Time from a ConverseStream request to its first chunk (OpenTelemetry GenAI gen_ai.client.operation.time_to_first_chunk)",
+            gen_ai_first_chunk.clone(),
+        );
+        let r = root.sub_registry_with_prefix("agentry_runtime");
+        let cost = Family::<L1, Counter<f64, AtomicU64>>::default();
+        r.register(
+            "estimated_cost_usd",
+            "Estimated cost of the model calls in US dollars, from the price table (an estimate: list prices, no discounts)",
+            cost.clone(),
+        );
+        let max_concurrent = Gauge::default();
+        r.register(
+            "max_concurrent_invocations",
+            "The Agent's limits.maxConcurrentInvocations: invocations_in_flight (all protocols) is held at or under it",
+            max_concurrent.clone(),
+        );
         let invocations = Family::<L1, Counter>::default();
         r.register(
             "invocations",
@@ -132,7 +226,13 @@ impl Metrics {
             tool_seconds.clone(),
         );
         Self {
-            registry: r,
+            registry: root,
+            gen_ai_tokens,
+            gen_ai_seconds,
+            gen_ai_first_chunk,
+            cost,
+            max_concurrent,
+            model: None,
             invocations,
             invocation_seconds,
             in_flight,
@@ -216,22 +316,85 @@ impl Metrics {
     /// These metrics plus the toolbox's MCP metrics.
     pub fn with_mcp(mcp: McpMetrics) -> Self {
         let mut m = Self::new();
-        m.registry.register(
+        let r = m.registry.sub_registry_with_prefix("agentry_runtime");
+        r.register(
             "mcp_servers_connected",
             "MCP servers connected now",
             mcp.servers_connected,
         );
-        m.registry.register(
+        r.register(
             "mcp_tools_offered",
             "Tools offered from each MCP server, by the Agent tool naming the server",
             mcp.tools_offered,
         );
-        m.registry.register(
+        r.register(
             "mcp_calls",
             "MCP tools/call requests by offered tool name and outcome",
             mcp.calls,
         );
         m
+    }
+
+    /// These metrics for an Agent calling `model` (priced at `price`, when known) with at most
+    /// `max_concurrent` invocations in flight.
+    pub fn for_agent(mut self, model: &str, price: Option<Price>, max_concurrent: u32) -> Self {
+        self.max_concurrent.set(i64::from(max_concurrent));
+        let labels = gen_ai_labels(model);
+        // One statement each: a family's guard lives to the end of its statement.
+        let input_tokens = self.gen_ai_tokens.get_or_create_owned(&with(
+            labels.clone(),
+            "gen_ai_token_type",
+            "input",
+        ));
+        let output_tokens = self.gen_ai_tokens.get_or_create_owned(&with(
+            labels.clone(),
+            "gen_ai_token_type",
+            "output",
+        ));
+        let duration = self.gen_ai_seconds.get_or_create_owned(&labels);
+        let first_chunk = self.gen_ai_first_chunk.get_or_create_owned(&labels);
+        let cost = price.map(|p| {
+            let c = self
+                .cost
+                .get_or_create_owned(&vec![("model", model.to_string())]);
+            (c, p)
+        });
+        self.model = Some(ModelSeries {
+            input_tokens,
+            output_tokens,
+            duration,
+            first_chunk,
+            cost,
+        });
+        self
+    }
+
+    /// A model call of the Agent's model that answered: its tokens, duration and cost.
+    pub fn model_reply(&self, usage: Usage, d: Duration) {
+        let Some(m) = &self.model else { return };
+        // Bedrock's inputTokens leave out cached ones; the conventions count all input.
+        let input =
+            usage.input_tokens + usage.cache_read_input_tokens + usage.cache_write_input_tokens;
+        m.input_tokens.observe(input as f64);
+        m.output_tokens.observe(usage.output_tokens as f64);
+        m.duration.observe(d.as_secs_f64());
+        if let Some((counter, price)) = &m.cost {
+            counter.inc_by(price.cost(usage));
+        }
+    }
+
+    /// A model call of `model` that failed with `error_type` after `d`.
+    pub fn model_failed(&self, model: &str, error_type: &str, d: Duration) {
+        self.gen_ai_seconds
+            .get_or_create(&with(gen_ai_labels(model), "error_type", error_type))
+            .observe(d.as_secs_f64());
+    }
+
+    /// The first chunk of a streamed model call arrived `d` after the request.
+    pub fn first_chunk(&self, d: Duration) {
+        if let Some(m) = &self.model {
+            m.first_chunk.observe(d.as_secs_f64());
+        }
     }
 
     /// The Prometheus text.

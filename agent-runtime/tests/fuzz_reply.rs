@@ -272,6 +272,7 @@ fn usage() -> impl Strategy<Value = Usage> {
     (0..100_000u64, 0..10_000u64).prop_map(|(input_tokens, output_tokens)| Usage {
         input_tokens,
         output_tokens,
+        ..Usage::default()
     })
 }
 
@@ -1143,6 +1144,7 @@ fn regression_a_stream_cut_right_after_a_frame_prelude_is_unreadable() {
         Some(Usage {
             input_tokens: 5,
             output_tokens: 7,
+            ..Usage::default()
         }),
     );
     let frames = frames(&events);

@@ -14,6 +14,8 @@ pub mod naming;
 pub mod openapi;
 pub mod runtime_config;
 mod schema;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 pub mod tool;
 #[cfg(feature = "validate")]
 pub mod validate;

@@ -80,7 +80,7 @@ async def slow(seconds: float) -> str:
 @server.tool(description="Reports the request headers the server received.")
 def headers(ctx: Context) -> dict[str, str]:
     seen = getattr(ctx, "headers", None) or getattr(ctx.request_context.request, "headers", None) or {}
-    return {k.lower(): v for k, v in seen.items() if k.lower().startswith(("x-", "authorization"))}
+    return {k.lower(): v for k, v in seen.items() if k.lower().startswith(("x-", "authorization", "traceparent", "tracestate"))}
 
 
 @server.tool(name="search.issues", description="A tool whose name holds a dot.")

@@ -90,6 +90,10 @@ pub struct Invoke {
     pub payload: Value,
     /// Region and service of the SigV4 `Authorization` header's credential scope, if signed.
     pub signed_for: Option<(String, String)>,
+    /// `X-Amzn-Trace-Id`, the caller's trace in X-Ray's format, if sent.
+    pub trace_header: Option<String>,
+    /// `X-Amz-Client-Context`, base64 as sent, if any.
+    pub client_context: Option<String>,
 }
 
 #[derive(Default)]
@@ -150,6 +154,13 @@ fn bare_name(function_name: &str) -> &str {
 }
 
 /// Region and service from `Authorization: AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, ...`.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
 fn scope(headers: &HeaderMap) -> Option<(String, String)> {
     let auth = headers.get("authorization")?.to_str().ok()?;
     let credential = auth
@@ -197,6 +208,8 @@ async fn invoke(
             .map(String::from),
         payload: payload.clone(),
         signed_for: scope(&headers),
+        trace_header: header(&headers, "x-amzn-trace-id"),
+        client_context: header(&headers, "x-amz-client-context"),
     });
     let nth = {
         let mut calls = s.calls.lock().unwrap();

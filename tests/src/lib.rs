@@ -34,6 +34,7 @@ pub mod lambda;
 pub mod mcp;
 pub mod node;
 pub mod openai;
+pub mod otlp;
 pub mod operator;
 pub mod process;
 pub mod python;

@@ -223,6 +223,7 @@ async fn serve_on(
         bedrock: client,
         metrics: agentry_runtime::metrics::Metrics::with_mcp(tools.mcp_metrics()),
         tools,
+        telemetry: agentry_runtime::telemetry::Telemetry::off(),
     });
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -420,3 +420,47 @@ async fn a_pod_without_aws_credentials_warns_at_start_and_still_serves() {
     assert_eq!(r.status(), 200);
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn the_callers_trace_reaches_the_function_as_x_ray_header_and_client_context() {
+    let lambda = FakeLambda::start(&[("orders", Function::Echo)]).await;
+    let (fake, rt) = start(
+        vec![lambda_tool("order_status", "orders", None, 5)],
+        &lambda,
+    )
+    .await;
+    fake.push([
+        Script::Turn(Turn::tools(&[(
+            "call-1",
+            "order_status",
+            json!({"orderId": "42"}),
+        )])),
+        Script::Turn(Turn::text("Done.")),
+    ]);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/invoke", rt.url))
+        .header("traceparent", tp)
+        .header("tracestate", "vendor=1")
+        .body(json!({"input": "where is order 42?"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = lambda.seen();
+    assert_eq!(
+        seen[0].trace_header.as_deref(),
+        Some("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1")
+    );
+    let context =
+        aws_smithy_types::base64::decode(seen[0].client_context.as_deref().unwrap()).unwrap();
+    let context: Value = serde_json::from_slice(&context).unwrap();
+    assert_eq!(
+        context,
+        json!({"custom": {"traceparent": tp, "tracestate": "vendor=1"}})
+    );
+    // Without a trace, neither is sent.
+    let (_, _) = call_once(&fake, &rt, "order_status", json!({"orderId": "43"})).await;
+    let last = lambda.seen().pop().unwrap();
+    assert_eq!((last.trace_header, last.client_context), (None, None));
+}

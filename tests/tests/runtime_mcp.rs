@@ -97,7 +97,7 @@ async fn call(tb: &Toolbox, name: &str, input: Value) -> agentry_runtime::conver
         name: name.into(),
         input,
     };
-    tb.call(&u, ctx()).await.result
+    tb.call(&u, ctx(), &Default::default()).await.result
 }
 
 fn text_of(result: &Value) -> String {
@@ -415,8 +415,12 @@ async fn secret_headers_and_the_hop_headers_reach_the_server() {
         depth: 2,
         deadline: Instant::now() + Duration::from_secs(3),
     };
-    let result = serde_json::to_value(tb.call(&u, ctx).await.result).unwrap();
+    let mut trace = reqwest::header::HeaderMap::new();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    trace.insert("traceparent", tp.parse().unwrap());
+    let result = serde_json::to_value(tb.call(&u, ctx, &trace).await.result).unwrap();
     let seen = &result["content"][0]["json"];
+    assert_eq!(seen["traceparent"], tp, "the trace context is passed on");
     assert_eq!(seen["authorization"], "Bearer s3cr3t", "{result}");
     assert_eq!(seen["x-team"], "ops");
     assert_eq!(seen["x-agentry-call-depth"], "3");

@@ -67,6 +67,16 @@ impl BedrockError {
         }
     }
 
+    /// The AWS request id of the failed call, when there was one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Model { request_id, .. } | Self::Unreadable { request_id, .. } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     /// The error code clients see in `{"error": {"code"}}`.
     pub fn code(&self) -> &'static str {
         match self {

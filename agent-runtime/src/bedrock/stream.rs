@@ -20,6 +20,7 @@ pub struct StreamAssembly {
     /// Bytes of text and tool input held so far, and the most allowed.
     held: usize,
     limit: usize,
+    request_id: Option<String>,
 }
 
 enum Partial {
@@ -32,8 +33,9 @@ enum Partial {
 }
 
 impl StreamAssembly {
-    /// An empty assembly holding at most `limit` bytes of text and tool input.
-    pub fn new(limit: usize) -> Self {
+    /// An empty assembly holding at most `limit` bytes of text and tool input, for the call
+    /// with AWS request id `request_id`.
+    pub fn new(limit: usize, request_id: Option<String>) -> Self {
         Self {
             blocks: BTreeMap::new(),
             stop_reason: None,
@@ -41,6 +43,7 @@ impl StreamAssembly {
             usage: Usage::default(),
             held: 0,
             limit,
+            request_id,
         }
     }
 
@@ -119,10 +122,7 @@ impl StreamAssembly {
             }
             sdk::ConverseStreamOutput::Metadata(e) => {
                 if let Some(u) = e.usage() {
-                    self.usage = Usage {
-                        input_tokens: u.input_tokens().max(0) as u64,
-                        output_tokens: u.output_tokens().max(0) as u64,
-                    };
+                    self.usage = super::usage(u);
                 }
                 None
             }
@@ -159,6 +159,8 @@ impl StreamAssembly {
             content,
             stop_reason,
             usage: self.usage,
+            request_id: self.request_id,
+            first_chunk: None,
         })
     }
 }

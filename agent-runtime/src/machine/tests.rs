@@ -20,7 +20,10 @@ fn text(t: &str) -> ModelReply {
         usage: Usage {
             input_tokens: 10,
             output_tokens: 5,
+            ..Usage::default()
         },
+        request_id: None,
+        first_chunk: None,
     }
 }
 
@@ -40,7 +43,10 @@ fn tool_call(ids: &[&str]) -> ModelReply {
         usage: Usage {
             input_tokens: 20,
             output_tokens: 10,
+            ..Usage::default()
         },
+        request_id: None,
+        first_chunk: None,
     }
 }
 
@@ -198,6 +204,8 @@ fn empty_content_and_tool_use_without_tool_blocks_do_not_break_the_loop() {
         content: vec![Block::Text(String::new())],
         stop_reason: "tool_use".into(),
         usage: Usage::default(),
+        request_id: None,
+        first_chunk: None,
     };
     assert_eq!(l.on_model_reply(empty), Next::Done(StopReason::EndTurn));
     assert_eq!(l.messages().len(), 1, "no empty assistant message is kept");

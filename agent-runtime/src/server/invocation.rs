@@ -9,8 +9,11 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderValue};
 use tokio::sync::OwnedSemaphorePermit;
 
+use opentelemetry::KeyValue;
+
 use super::AppState;
 use crate::invoke::Progress;
+use crate::telemetry::Trace;
 
 /// Header carrying the request id (taken from the client when it sends a usable one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -84,6 +87,8 @@ pub struct Invocation {
     pub progress: Arc<Progress>,
     ended: Option<(u16, String)>,
     admitted: Option<OwnedSemaphorePermit>,
+    /// Its `invoke_agent` span (or the caller's trace context), ended when it is dropped.
+    pub trace: Trace,
 }
 
 impl Invocation {
@@ -95,9 +100,15 @@ impl Invocation {
         path: &str,
         protocol: Protocol,
     ) -> Self {
+        let request_id = request_id(headers);
+        let trace = state
+            .rt
+            .telemetry
+            .invoke_agent(headers, protocol.as_str(), &request_id);
         Self {
             state: state.clone(),
-            request_id: request_id(headers),
+            trace,
+            request_id,
             method: method.to_string(),
             path: path.to_string(),
             protocol,
@@ -153,6 +164,26 @@ impl Drop for Invocation {
             metrics.refused(self.protocol.as_str(), &outcome);
         }
         let p = self.progress.snapshot();
+        self.trace.record(|| {
+            vec![
+                KeyValue::new("http.response.status_code", i64::from(status)),
+                KeyValue::new("agentry.outcome", outcome.clone()),
+                KeyValue::new(
+                    "gen_ai.usage.input_tokens",
+                    i64::try_from(p.input_tokens).unwrap_or(i64::MAX),
+                ),
+                KeyValue::new(
+                    "gen_ai.usage.output_tokens",
+                    i64::try_from(p.output_tokens).unwrap_or(i64::MAX),
+                ),
+            ]
+        });
+        if status >= 400 {
+            self.trace
+                .fail(&outcome, format!("HTTP {status}: {outcome}"));
+        }
+        self.trace.end();
+        let _trace = self.trace.context().clone().attach();
         tracing::info!(
             target: "agentry_runtime::access",
             request_id = %self.request_id,

@@ -106,6 +106,7 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
         stream,
         request_id: inv.request_id.clone(),
         overrides: Default::default(),
+        trace: inv.trace.clone(),
     };
     if stream {
         inv.set_stream();

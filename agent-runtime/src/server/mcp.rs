@@ -175,6 +175,7 @@ impl AgentServer {
             stream: false,
             request_id: inv.request_id.clone(),
             overrides: Default::default(),
+            trace: inv.trace.clone(),
         };
         let outcome = invoke::invoke(&s.rt, request, None, &inv.progress).await;
         let label = match &outcome {

@@ -38,6 +38,10 @@ pub(super) fn build(setup: &Setup<'_>, config: &AgentToolConfig) -> Built {
 }
 
 impl ToolKind for AgentTool {
+    fn kind(&self) -> &'static str {
+        "agent"
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
         Box::pin(ask(
             &self.client,
@@ -46,6 +50,7 @@ impl ToolKind for AgentTool {
             call.input,
             call.ctx,
             call.timeout,
+            call.trace,
         ))
     }
 }
@@ -57,6 +62,7 @@ async fn ask(
     input: &Value,
     ctx: CallContext,
     timeout: Duration,
+    trace: &http::HeaderMap,
 ) -> ToolResult {
     let depth = ctx.depth + 1;
     if depth > MAX_CALL_DEPTH {
@@ -76,6 +82,7 @@ async fn ask(
         .header(CONTENT_TYPE, "application/json")
         .header(CALL_DEPTH_HEADER, depth.to_string())
         .header(DEADLINE_HEADER, timeout.as_millis().to_string())
+        .headers(trace.clone())
         .body(json!({ "input": text }).to_string())
         .send()
         .await;

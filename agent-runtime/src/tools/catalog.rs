@@ -161,6 +161,10 @@ mod tests {
 
     struct Nothing;
     impl ToolKind for Nothing {
+        fn kind(&self) -> &'static str {
+            "none"
+        }
+
         fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
             Box::pin(async move { ToolResult::error(call.id, "nothing") })
         }

@@ -45,6 +45,10 @@ pub(super) fn build(
 }
 
 impl ToolKind for HttpTool {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
         Box::pin(send(
             &self.client,
@@ -54,6 +58,7 @@ impl ToolKind for HttpTool {
             &self.headers,
             call.input,
             &self.auth,
+            call.trace,
         ))
     }
 }
@@ -104,22 +109,28 @@ async fn send(
     headers: &[(HeaderName, HeaderValue)],
     input: &Value,
     auth: &Auth,
+    trace: &http::HeaderMap,
 ) -> ToolResult {
     match request(client, url, method, headers, input) {
-        Ok(request) => execute(client, id, request, auth).await,
+        Ok(request) => execute(client, id, request, auth, trace).await,
         Err(message) => ToolResult::error(id, message),
     }
 }
 
 /// Sends one built request, authenticated by `auth`, and turns the response into the result:
 /// a JSON object as JSON, other text as text (cut at [`super::MAX_RESPONSE_BYTES`]), an HTTP
-/// error status as an error result. Shared by every kind that calls HTTP APIs.
+/// error status as an error result; `trace` (the call's trace context) goes with it, signed
+/// with the rest. Shared by every kind that calls HTTP APIs.
 pub(super) async fn execute(
     client: &reqwest::Client,
     id: &str,
     mut request: reqwest::Request,
     auth: &Auth,
+    trace: &http::HeaderMap,
 ) -> ToolResult {
+    for (name, value) in trace {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
     if !request.headers().contains_key(ACCEPT) {
         request.headers_mut().insert(
             ACCEPT,

@@ -68,6 +68,10 @@ fn region(config: &LambdaToolConfig) -> Option<String> {
 }
 
 impl ToolKind for LambdaTool {
+    fn kind(&self) -> &'static str {
+        "lambda"
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
         Box::pin(self.invoke(call))
     }
@@ -77,17 +81,32 @@ impl LambdaTool {
     async fn invoke(&self, call: Call<'_>) -> ToolResult {
         let deadline = Instant::now() + call.timeout;
         let payload = Blob::new(call.input.to_string());
+        let trace = TraceHeaders::of(call.trace);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let send = self
+            let invoke = self
                 .client
                 .invoke()
                 .function_name(&self.function)
                 .set_qualifier(self.qualifier.clone())
                 .invocation_type(InvocationType::RequestResponse)
-                .payload(payload.clone())
-                .send();
+                .payload(payload.clone());
+            let send: BoxFuture<'_, _> = match &trace {
+                None => Box::pin(invoke.send()),
+                Some(t) => {
+                    let xray = t.xray.clone();
+                    Box::pin(
+                        invoke
+                            .client_context(t.client_context.clone())
+                            .customize()
+                            .mutate_request(move |r| {
+                                r.headers_mut().insert(XRAY_HEADER, xray.clone());
+                            })
+                            .send(),
+                    )
+                }
+            };
             let remaining = deadline.saturating_duration_since(Instant::now());
             let Ok(outcome) = tokio::time::timeout(remaining, send).await else {
                 return ToolResult::error(
@@ -261,6 +280,46 @@ fn function_error(function: &str, kind: &str, payload: &[u8]) -> String {
             "the Lambda function {function} failed ({kind}): {}",
             excerpt(String::from_utf8_lossy(payload).trim(), 1000)
         ),
+    }
+}
+
+/// The header the Lambda service reads a caller's trace from (X-Ray's format).
+const XRAY_HEADER: &str = "X-Amzn-Trace-Id";
+
+/// How an invoke passes the trace on: the function sees the `Invoke` API call's HTTP headers
+/// only through the X-Ray header, which the Lambda service hands to the function (and to
+/// X-Ray or an ADOT layer); the W3C `traceparent` and `tracestate` go in the client context's
+/// `custom` map, where OpenTelemetry's Lambda instrumentations look for them.
+struct TraceHeaders {
+    xray: String,
+    client_context: String,
+}
+
+impl TraceHeaders {
+    fn of(trace: &::http::HeaderMap) -> Option<Self> {
+        let parent = trace.get("traceparent")?.to_str().ok()?;
+        let mut parts = parent.split('-');
+        let (_, trace_id, span_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if trace_id.len() != 32 || span_id.len() != 16 {
+            return None;
+        }
+        let sampled = u8::from_str_radix(flags, 16).ok()? & 1;
+        let xray = format!(
+            "Root=1-{}-{};Parent={span_id};Sampled={sampled}",
+            &trace_id[..8],
+            &trace_id[8..]
+        );
+        let mut custom = serde_json::Map::new();
+        custom.insert("traceparent".into(), parent.into());
+        if let Some(state) = trace.get("tracestate").and_then(|v| v.to_str().ok()) {
+            custom.insert("tracestate".into(), state.into());
+        }
+        let context = serde_json::json!({ "custom": custom }).to_string();
+        Some(Self {
+            xray,
+            client_context: aws_smithy_types::base64::encode(context),
+        })
     }
 }
 

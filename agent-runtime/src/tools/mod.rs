@@ -71,6 +71,8 @@ pub struct Call<'a> {
     pub input: &'a Value,
     /// Hop count and deadline.
     pub ctx: CallContext,
+    /// The trace context the call passes on (`traceparent`, `tracestate`; empty when none).
+    pub trace: &'a ::http::HeaderMap,
     /// How long this call may take (the tool's timeout, cut to the invocation's deadline).
     pub timeout: Duration,
 }
@@ -78,6 +80,10 @@ pub struct Call<'a> {
 /// One kind of tool. Boxed futures keep it object-safe, so the toolbox holds every kind the
 /// same way; a new kind is a new module and one arm in [`Toolbox::with_aws`].
 pub trait ToolKind: Send + Sync + 'static {
+    /// The kind's name as the Agent's `tools[]` spell it (`http`, `lambda`, `mcp`, ...), for
+    /// traces.
+    fn kind(&self) -> &'static str;
+
     /// Runs one call; failures are error results, never panics or errors.
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult>;
 
@@ -311,17 +317,36 @@ impl Toolbox {
         body
     }
 
-    /// Runs one call; always returns a result.
-    pub async fn call(&self, call: &ToolUse, ctx: CallContext) -> Outcome {
+    /// The kind of the tool Claude calls `name` (`unknown` for a name not offered).
+    pub fn kind_of(&self, name: &str) -> &'static str {
+        self.catalog
+            .current()
+            .routes
+            .get(name)
+            .map_or("unknown", |e| e.kind.kind())
+    }
+
+    /// Runs one call, passing `trace` on; always returns a result.
+    pub async fn call(
+        &self,
+        call: &ToolUse,
+        ctx: CallContext,
+        trace: &::http::HeaderMap,
+    ) -> Outcome {
         let start = Instant::now();
-        let result = self.result(call, ctx).await;
+        let result = self.result(call, ctx, trace).await;
         Outcome {
             result,
             duration: start.elapsed(),
         }
     }
 
-    async fn result(&self, call: &ToolUse, ctx: CallContext) -> ToolResult {
+    async fn result(
+        &self,
+        call: &ToolUse,
+        ctx: CallContext,
+        trace: &::http::HeaderMap,
+    ) -> ToolResult {
         let id = &call.tool_use_id;
         let offer = self.catalog.current();
         let Some(entry) = offer.routes.get(&call.name) else {
@@ -360,6 +385,7 @@ impl Toolbox {
             target: &entry.target,
             input: &call.input,
             ctx,
+            trace,
             timeout,
         });
         match tokio::time::timeout(timeout, run).await {

@@ -360,6 +360,7 @@ async fn run(step: Script, stream: bool) -> Response {
         (Script::Error(status, code, message), _) => error_response(status, &code, &message),
         (Script::Turn(turn), false) => Response::builder()
             .header("content-type", "application/json")
+            .header("x-amzn-requestid", "00000000-0000-0000-0000-000000000000")
             .body(Body::from(converse_body(&turn).to_string()))
             .unwrap_or_default(),
         (Script::Json(body), _) => Response::builder()

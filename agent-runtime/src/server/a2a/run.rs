@@ -87,6 +87,7 @@ pub fn start(
             stream: false,
             request_id: inv.request_id.clone(),
             overrides: Default::default(),
+            trace: inv.trace.clone(),
         };
         let run = invoke::invoke(&rt, request, None, &inv.progress);
         let finished = tokio::select! {

@@ -267,6 +267,7 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
         stream,
         request_id: inv.request_id.clone(),
         overrides,
+        trace: inv.trace.clone(),
     };
     let head = OwnedHead {
         id: format!("chatcmpl-{}", inv.request_id),

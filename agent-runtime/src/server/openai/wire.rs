@@ -253,6 +253,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 30,
             output_tokens: 15,
+            ..Usage::default()
         };
         let v: Value = serde_json::from_slice(&completion(HEAD, "hello", "stop", usage)).unwrap();
         assert_eq!(
@@ -288,6 +289,7 @@ mod tests {
             Usage {
                 input_tokens: 2,
                 output_tokens: 1,
+                ..Usage::default()
             },
         );
         let e = events(&buf);

@@ -132,6 +132,7 @@ impl A2aAgent {
         body: &Value,
         depth: u32,
         left: Duration,
+        trace: &http::HeaderMap,
     ) -> Result<Value, String> {
         let mut req = self
             .client
@@ -139,6 +140,7 @@ impl A2aAgent {
             .timeout(left)
             .header(CALL_DEPTH_HEADER, depth.to_string())
             .header(DEADLINE_HEADER, left.as_millis().to_string())
+            .headers(trace.clone())
             .json(body);
         if endpoint.version == wire::Version::V1 {
             req = req.header("A2A-Version", "1.0");
@@ -197,7 +199,9 @@ impl A2aAgent {
             &crate::server::a2a::new_id(),
             text,
         );
-        let mut response = self.post(&endpoint, &body, depth, call.timeout).await?;
+        let mut response = self
+            .post(&endpoint, &body, depth, call.timeout, call.trace)
+            .await?;
         // Bounded by the call's timeout: a server that answers before the task ends is polled.
         loop {
             match wire::answer(&response) {
@@ -212,7 +216,9 @@ impl A2aAgent {
                     }
                     tokio::time::sleep(POLL_EVERY).await;
                     let get = wire::get(endpoint.version, call.id, &task_id);
-                    response = self.post(&endpoint, &get, depth, left - POLL_EVERY).await?;
+                    response = self
+                        .post(&endpoint, &get, depth, left - POLL_EVERY, call.trace)
+                        .await?;
                 }
             }
         }
@@ -220,6 +226,10 @@ impl A2aAgent {
 }
 
 impl ToolKind for A2aAgent {
+    fn kind(&self) -> &'static str {
+        "a2a"
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
         Box::pin(async move {
             match self.ask(call).await {

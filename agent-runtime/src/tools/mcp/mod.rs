@@ -285,7 +285,7 @@ impl McpServer {
     async fn run(&self, call: Call<'_>) -> ToolResult {
         let id = call.id;
         let deadline = Instant::now() + call.timeout;
-        let headers = CallHeaders(vec![
+        let mut headers = CallHeaders(vec![
             (
                 HeaderName::from_static(CALL_DEPTH_HEADER),
                 HeaderValue::from(call.ctx.depth + 1),
@@ -295,6 +295,9 @@ impl McpServer {
                 HeaderValue::from(u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX)),
             ),
         ]);
+        headers
+            .0
+            .extend(call.trace.iter().map(|(k, v)| (k.clone(), v.clone())));
         let offered = naming::derive(&self.name, call.target);
         let mut seen = 0;
         let mut retried = false;
@@ -361,6 +364,10 @@ impl McpServer {
 }
 
 impl ToolKind for McpServer {
+    fn kind(&self) -> &'static str {
+        "mcp"
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
         Box::pin(self.run(call))
     }

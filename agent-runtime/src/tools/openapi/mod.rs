@@ -208,7 +208,7 @@ impl OpenApiTool {
         match request::build(&self.client, &self.base_url, &op, &self.headers, call.input) {
             Ok(mut r) => {
                 *r.timeout_mut() = Some(call.timeout);
-                http::execute(&self.client, call.id, r, &self.auth).await
+                http::execute(&self.client, call.id, r, &self.auth, call.trace).await
             }
             Err(message) => ToolResult::error(call.id, format!("{}: {message}", op.name)),
         }
@@ -216,6 +216,10 @@ impl OpenApiTool {
 }
 
 impl ToolKind for OpenApiTool {
+    fn kind(&self) -> &'static str {
+        "openapi"
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
         Box::pin(self.run(call))
     }
