@@ -103,6 +103,8 @@ class Log:
             method = None
         print(f"REQ {method} depth={headers.get('x-agentry-call-depth')} version={headers.get('a2a-version')}",
               file=sys.stderr, flush=True)
+        if "traceparent" in headers:
+            print(f"TRACE {headers['traceparent']}", file=sys.stderr, flush=True)
         sent = False
 
         async def replay():

@@ -165,6 +165,16 @@ impl PyA2aServer {
         }
     }
 
+    /// The `traceparent` of each request that carried one.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.process
+            .log()
+            .lines()
+            .filter_map(|l| l.strip_prefix("TRACE "))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The requests it logged: `REQ <method> depth=<n> version=<A2A-Version>` lines.
     pub fn requests(&self) -> Vec<String> {
         self.process

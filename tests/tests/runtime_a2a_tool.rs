@@ -13,7 +13,7 @@ use agentry_crds::runtime_config::{A2aToolConfig, ToolConfig, ToolKindConfig};
 use agentry_tests::a2a::{PyA2aServer, Sdk};
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
 use agentry_tests::runtime::{self, RuntimeUnderTest};
-use fixtures::{config, invoke, limits, secrets, tool_results};
+use fixtures::{config, limits, secrets, tool_results};
 use serde_json::{Value, json};
 
 fn a2a_tool(url: &str) -> ToolConfig {
@@ -56,10 +56,19 @@ async fn call(fake: &FakeBedrock, rt: &RuntimeUnderTest, text: &str) -> Value {
         Script::Turn(Turn::tools(&[("t1", "echo", json!({"input": text}))])),
         Script::Turn(Turn::text("Done.")),
     ]);
-    let (status, body, _) = invoke(rt, json!({"input": "Ask the echo agent."})).await;
-    assert_eq!(status, 200, "{body}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/invoke", rt.url))
+        .header("traceparent", TRACEPARENT)
+        .body(json!({"input": "Ask the echo agent."}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     tool_results(&fake.captured()[1].body)[0].clone()
 }
+
+/// The caller's trace context, which reaches the remote agent.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 async fn answers_with_the_remote_agents_text(sdk: Sdk, version: &str) {
     let server = PyA2aServer::start(sdk).await;
@@ -76,6 +85,7 @@ async fn answers_with_the_remote_agents_text(sdk: Sdk, version: &str) {
         _ => "REQ message/send depth=1 version=None",
     };
     assert_eq!(sent, [want], "{}", server.requests().join("\n"));
+    assert_eq!(server.traceparents(), [TRACEPARENT]);
 }
 
 #[tokio::test]
