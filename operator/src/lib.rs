@@ -48,6 +48,9 @@ pub enum RunError {
     /// The metrics and health endpoints could not be served.
     #[error("serving metrics and health endpoints")]
     Http(#[source] std::io::Error),
+    /// The telemetry settings cannot be used.
+    #[error("telemetry")]
+    Telemetry(#[from] agentry_crds::telemetry::TelemetryError),
 }
 
 async fn terminated() {
@@ -99,6 +102,15 @@ fn identity(config: &OperatorConfig) -> String {
 
 /// Runs the operator until SIGTERM (`Ok`) or a fatal error.
 pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
+    if telemetry::init_tracing()? {
+        tracing::info!("exporting traces over OTLP");
+    }
+    let result = serve(config).await;
+    telemetry::shutdown().await;
+    result
+}
+
+async fn serve(config: OperatorConfig) -> Result<(), RunError> {
     let client = kube::Client::try_default()
         .await
         .map_err(RunError::Client)?;

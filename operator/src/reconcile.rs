@@ -11,6 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::context::FutureExt as _;
+
 use agentry_crds::Agent;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
@@ -160,9 +162,30 @@ async fn finish(ctx: &Context, agent: &Agent, observed: Observed<'_>) -> Result<
 /// Reconciles one Agent: runs the pipeline in a span, records metrics, resets the Agent's
 /// backoff on success and raises a Warning Event on failure.
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = tracing::info_span!("reconcile", agent = %agent.name_any(), namespace = %agent.namespace().unwrap_or_default());
+    let namespace = agent.namespace().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", agent = %agent.name_any(), namespace = %namespace);
+    let trace =
+        crate::telemetry::reconcile_span(&namespace, &agent.name_any(), agent.metadata.generation);
     let start = ctx.metrics.start();
-    let result = tracing::Instrument::instrument(pipeline(agent.clone(), ctx.clone()), span).await;
+    let result = tracing::Instrument::instrument(pipeline(agent.clone(), ctx.clone()), span)
+        .with_context(trace.clone())
+        .await;
+    {
+        let _trace = trace.clone().attach();
+        tracing::debug!(
+            agent = %agent.name_any(),
+            namespace = %namespace,
+            ok = result.is_ok(),
+            "reconciled"
+        );
+    }
+    crate::telemetry::end_reconcile(
+        &trace,
+        match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err((e.category(), crate::error_chain(e))),
+        },
+    );
     let uid = agent.uid().unwrap_or_default();
     match &result {
         Ok(_) => {
