@@ -236,6 +236,9 @@ pub async fn invoke(
     events: Option<UnboundedSender<Event>>,
     progress: &Progress,
 ) -> Result<Summary, BedrockError> {
+    if req.trace.is_empty() {
+        return run(rt, req, events, progress).await;
+    }
     let cx = req.trace.context().clone();
     run(rt, req, events, progress).with_context(cx).await
 }
@@ -382,14 +385,15 @@ async fn run(
                 let outcomes = futures::future::join_all(calls.iter().map(|c| async {
                     let span = rt
                         .telemetry
-                        .execute_tool(&req.trace, c, rt.tools.kind_of(&c.name));
+                        .execute_tool(&req.trace, c, || rt.tools.kind_of(&c.name));
                     let pending = Pending::new(&rt.metrics, Call::Tool(&c.name), span.clone());
                     let headers = span.headers();
-                    let outcome = rt
-                        .tools
-                        .call(c, ctx, &headers)
-                        .with_context(span.context().clone())
-                        .await;
+                    let call = rt.tools.call(c, ctx, &headers);
+                    let outcome = if span.is_empty() {
+                        call.await
+                    } else {
+                        call.with_context(span.context().clone()).await
+                    };
                     rt.telemetry.tool_result(&span, &outcome.result);
                     pending.ended("");
                     outcome

@@ -88,8 +88,10 @@ fn first_chunk_buckets() -> Histogram {
     ])
 }
 
+/// 5 ms to 164 s: past the longest `limits.timeoutSeconds` default (120 s), so a p95 alert
+/// can tell slow from very slow.
 fn seconds() -> Histogram {
-    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
 }
 
 /// The MCP metrics: kept by the toolbox (its connection tasks update them) and registered with

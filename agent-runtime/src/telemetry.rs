@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use agentry_crds::runtime_config::RuntimeConfig;
 use agentry_crds::telemetry::{self as shared, TelemetryError, Tracing, propagation};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context, KeyValue, Value as OtelValue};
+use opentelemetry::{Context, KeyValue, StringValue, Value as OtelValue};
 use serde_json::{Value, json};
 
 use crate::conversation::{Block, Message, ResultContent, Role, ToolResult, ToolUse, Usage};
@@ -22,12 +22,15 @@ use crate::metrics::{CHAT, PROVIDER};
 pub const SCOPE: &str = "agentry-runtime";
 
 /// What the runtime traces with: nothing at all when tracing is off.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Telemetry {
     tracing: Option<Tracing>,
     capture: bool,
-    agent: String,
-    model: String,
+    // Shared, so each span's attribute is a reference count, not a copy.
+    agent: StringValue,
+    model: StringValue,
+    invoke_name: Cow<'static, str>,
+    chat_name: Cow<'static, str>,
     system: String,
 }
 
@@ -52,7 +55,15 @@ pub struct ChatSettings {
 impl Telemetry {
     /// No tracing.
     pub fn off() -> Self {
-        Self::default()
+        Self {
+            tracing: None,
+            capture: false,
+            agent: StringValue::from(""),
+            model: StringValue::from(""),
+            invoke_name: Cow::Borrowed(""),
+            chat_name: Cow::Borrowed(""),
+            system: String::new(),
+        }
     }
 
     /// Tracing as the `OTEL_*` variables ask: `service.name` is the Agent's name,
@@ -76,11 +87,14 @@ impl Telemetry {
     /// Tracing through `tracing` (tests give their own), recording content when `capture`.
     pub fn with_tracing(config: &RuntimeConfig, tracing: Option<Tracing>, capture: bool) -> Self {
         let system = json!([{"type": "text", "content": config.system_prompt}]).to_string();
+        let shared = |s: &str| StringValue::from(std::sync::Arc::<str>::from(s));
         Self {
             tracing,
             capture,
-            agent: config.agent.name.clone(),
-            model: config.model.id.clone(),
+            agent: shared(&config.agent.name),
+            model: shared(&config.model.id),
+            invoke_name: Cow::Owned(format!("invoke_agent {}", config.agent.name)),
+            chat_name: Cow::Owned(format!("chat {}", config.model.id)),
             system,
         }
     }
@@ -132,8 +146,12 @@ impl Telemetry {
             KeyValue::new("agentry.protocol", protocol),
             KeyValue::new("agentry.request_id", request_id.to_string()),
         ];
-        let name = format!("invoke_agent {}", self.agent);
-        let cx = self.start(&parent, name, SpanKind::Server, attributes);
+        let cx = self.start(
+            &parent,
+            self.invoke_name.clone(),
+            SpanKind::Server,
+            attributes,
+        );
         Trace {
             cx: cx.unwrap_or(parent),
         }
@@ -175,8 +193,12 @@ impl Telemetry {
                 Value::Array(messages.iter().map(message).collect()).to_string(),
             ));
         }
-        let name = format!("chat {}", self.model);
-        match self.start(&parent.cx, name, SpanKind::Client, attributes) {
+        match self.start(
+            &parent.cx,
+            self.chat_name.clone(),
+            SpanKind::Client,
+            attributes,
+        ) {
             Some(cx) => Trace { cx },
             None => parent.clone(),
         }
@@ -223,7 +245,6 @@ impl Telemetry {
         ));
         if let Some(id) = request_id {
             s.set_attribute(KeyValue::new("aws.request_id", id.to_string()));
-            s.set_attribute(KeyValue::new("gen_ai.response.id", id.to_string()));
         }
         if self.capture {
             let out = json!([{
@@ -237,10 +258,16 @@ impl Telemetry {
 
     /// The span of one tool call under `parent`; `kind` is the tool's kind (`http`, `lambda`,
     /// `mcp`, ...).
-    pub fn execute_tool(&self, parent: &Trace, call: &ToolUse, kind: &'static str) -> Trace {
+    pub fn execute_tool(
+        &self,
+        parent: &Trace,
+        call: &ToolUse,
+        kind: impl FnOnce() -> &'static str,
+    ) -> Trace {
         if self.tracing.is_none() {
             return parent.clone();
         }
+        let kind = kind();
         let mut attributes = vec![
             KeyValue::new("gen_ai.operation.name", "execute_tool"),
             KeyValue::new("gen_ai.tool.name", call.name.clone()),
@@ -286,10 +313,21 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
 impl Trace {
     /// The OpenTelemetry context: this span (or the caller's), for log lines and children.
     pub fn context(&self) -> &Context {
         &self.cx
+    }
+
+    /// Whether there is no trace at all (no span of ours, no caller's).
+    pub fn is_empty(&self) -> bool {
+        !self.cx.has_active_span()
     }
 
     /// Whether this is a span of ours being recorded.

@@ -183,7 +183,7 @@ impl Drop for Invocation {
                 .fail(&outcome, format!("HTTP {status}: {outcome}"));
         }
         self.trace.end();
-        let _trace = self.trace.context().clone().attach();
+        let _trace = (!self.trace.is_empty()).then(|| self.trace.context().clone().attach());
         tracing::info!(
             target: "agentry_runtime::access",
             request_id = %self.request_id,

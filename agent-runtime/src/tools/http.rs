@@ -50,16 +50,7 @@ impl ToolKind for HttpTool {
     }
 
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, ToolResult> {
-        Box::pin(send(
-            &self.client,
-            call.id,
-            &self.url,
-            &self.method,
-            &self.headers,
-            call.input,
-            &self.auth,
-            call.trace,
-        ))
+        Box::pin(self.send(call))
     }
 }
 
@@ -101,19 +92,18 @@ fn request(
     })
 }
 
-async fn send(
-    client: &reqwest::Client,
-    id: &str,
-    url: &str,
-    method: &reqwest::Method,
-    headers: &[(HeaderName, HeaderValue)],
-    input: &Value,
-    auth: &Auth,
-    trace: &http::HeaderMap,
-) -> ToolResult {
-    match request(client, url, method, headers, input) {
-        Ok(request) => execute(client, id, request, auth, trace).await,
-        Err(message) => ToolResult::error(id, message),
+impl HttpTool {
+    async fn send(&self, call: Call<'_>) -> ToolResult {
+        match request(
+            &self.client,
+            &self.url,
+            &self.method,
+            &self.headers,
+            call.input,
+        ) {
+            Ok(request) => execute(&self.client, call.id, request, &self.auth, call.trace).await,
+            Err(message) => ToolResult::error(call.id, message),
+        }
     }
 }
 

@@ -12,6 +12,9 @@
 //!                     # the same scenario with the tool call as http, lambda and openapi tool
 //! cargo run --release -p agentry-tests --bin bench-runtime -- protocols [0 16 8000 json]
 //!                     # the same scenario over /v1/invoke, chat completions, MCP and A2A
+//! cargo run --release -p agentry-tests --bin bench-runtime -- tracing [0 16 8000 json]
+//!                     # tracing off, and on at full sampling exporting to an OTLP sink;
+//!                     # BENCH_BEFORE_BIN=<an older agentry-runtime> adds it as the baseline
 //! ```
 
 // A benchmark: when its setup fails, stopping loudly is the right outcome.
@@ -23,6 +26,8 @@ mod bare;
 mod drive;
 #[path = "bench_runtime/kinds.rs"]
 mod kinds;
+#[path = "bench_runtime/tracing.rs"]
+mod tracing;
 
 use std::time::{Duration, Instant};
 
@@ -94,6 +99,9 @@ struct Setup {
     tools: ToolServer,
     lambda: FakeLambda,
     bin: std::path::PathBuf,
+    /// What the next runtime runs as, when not `bin` and its usual environment (the tracing
+    /// comparison sets these).
+    variant: std::sync::Mutex<(Option<std::path::PathBuf>, Vec<(&'static str, String)>)>,
 }
 
 impl Setup {
@@ -101,6 +109,7 @@ impl Setup {
         let mut env = self.bedrock.process_env();
         env.push(("RUST_LOG", "warn".into()));
         env.push(("AWS_ENDPOINT_URL_LAMBDA", self.lambda.url()));
+        env.extend(self.variant.lock().unwrap().1.iter().cloned());
         env
     }
 
@@ -149,9 +158,11 @@ impl Setup {
         // tool (its CPU and memory figures are then the tool's).
         let prefix = std::env::var("BENCH_RUNTIME_PREFIX").unwrap_or_default();
         let mut words: Vec<&str> = prefix.split_whitespace().collect();
-        let bin = self.bin.to_str().unwrap();
+        let chosen = self.variant.lock().unwrap().0.clone();
+        let chosen = chosen.unwrap_or_else(|| self.bin.clone());
+        let bin = chosen.to_str().unwrap();
         let program = if words.is_empty() {
-            self.bin.clone()
+            chosen.clone()
         } else {
             words.push(bin);
             words.append(&mut args);
@@ -254,6 +265,23 @@ async fn main() {
         let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
         return compare_protocols(&setup().await, &s).await;
     }
+    if args.first().map(String::as_str) == Some("tracing") {
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let words = if words.is_empty() {
+            vec!["0", "16", "8000", "json"]
+        } else {
+            words
+        };
+        let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
+        let setup = setup().await;
+        return tracing::compare(&s, |bin, env| {
+            *setup.variant.lock().unwrap() = (bin, env);
+            let setup = &setup;
+            let s = &s;
+            async move { setup.run_runtime(s, Kind::Http, Protocol::Invoke).await }
+        })
+        .await;
+    }
     let scenarios = if args.is_empty() {
         Scenario::matrix()
     } else {
@@ -291,6 +319,7 @@ async fn setup() -> Setup {
         tools,
         lambda,
         bin: release_binary("agentry-runtime", "agentry-runtime"),
+        variant: Default::default(),
     }
 }
 
