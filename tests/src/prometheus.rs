@@ -1,5 +1,6 @@
-//! Prometheus' tools for the chart's dashboard and alerts: `promtool` and `promql-metrics` (the
-//! metric names of PromQL expressions, by Prometheus' own parser), built by
+//! Prometheus' tools for the chart's dashboard, alerts and monitors: `promtool`,
+//! `promql-metrics` (the metric names of PromQL expressions, by Prometheus' own parser) and
+//! `monitoring-check` (Prometheus Operator objects decoded strictly into its own types), built by
 //! `tests/prometheus/build` and cached outside the work tree; and the names a `/metrics` page
 //! describes.
 
@@ -90,6 +91,34 @@ pub fn metric_names(exprs: &[String]) -> Vec<Result<Vec<String>, String>> {
                 .collect()),
         })
         .collect()
+}
+
+/// Decodes Prometheus Operator objects strictly into the Prometheus Operator's Go types: `Ok`
+/// with one `ok <kind> <name>` line per object, or `Err` naming each refused object and why.
+///
+/// # Panics
+/// When monitoring-check cannot be run.
+pub fn check_monitoring(objects: &[&Value]) -> Result<Vec<String>, String> {
+    let mut child = Command::new(binaries().join("monitoring-check"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("monitoring-check runs");
+    let input = serde_json::to_vec(objects).expect("objects serialize");
+    child
+        .stdin
+        .take()
+        .expect("a stdin pipe")
+        .write_all(&input)
+        .expect("monitoring-check reads its input");
+    let out = child.wait_with_output().expect("monitoring-check output");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(said.lines().map(str::to_string).collect())
+    } else {
+        Err(format!("{said}{}", String::from_utf8_lossy(&out.stderr)))
+    }
 }
 
 /// The metric families a `/metrics` page describes, from its `# TYPE <name> <type>` lines:

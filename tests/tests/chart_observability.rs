@@ -1,13 +1,14 @@
 //! The chart's optional observability objects: the Grafana dashboard ConfigMap, the
 //! PrometheusRule and the PodMonitor are off by default and rendered when enabled, from their
-//! values; the PodMonitor selects the pods and port the operator builds; the schema refuses
-//! wrong types naming the value.
+//! values; they and the ServiceMonitor decode strictly as the Prometheus Operator's own types;
+//! the PodMonitor selects the pods and port the operator builds; the schema refuses wrong types
+//! naming the value.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use agentry_operator::build::deployment::{self, DeploymentInputs, RuntimeImage};
 use agentry_operator::build::labels::AGENT_LABEL;
-use agentry_tests::chart;
+use agentry_tests::{chart, prometheus};
 use serde_json::Value;
 
 fn render(args: &[&str]) -> Vec<Value> {
@@ -361,4 +362,36 @@ fn the_schema_refuses_wrong_types_naming_the_value() {
             .expect_err(&format!("the schema accepted {set}"));
         assert!(err.contains(names), "{set}: {err}");
     }
+}
+
+#[test]
+fn the_monitors_and_the_rule_decode_strictly_as_the_prometheus_operators_types() {
+    let docs = render(&[
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "podMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "watchNamespaces={team-a}",
+    ]);
+    let objects: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["apiVersion"] == "monitoring.coreos.com/v1")
+        .collect();
+    let checked = prometheus::check_monitoring(&objects).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        checked,
+        [
+            "ok PodMonitor agentry-agents",
+            "ok PrometheusRule agentry",
+            "ok ServiceMonitor agentry"
+        ]
+    );
+    // A misspelt field is refused, so the check can fail.
+    let mut typo = objects[0].clone();
+    typo["spec"]["podMetricsEndpoints"][0]["relabelling"] = serde_json::json!([]);
+    let err = prometheus::check_monitoring(&[&typo]).unwrap_err();
+    assert!(err.contains("relabelling"), "{err}");
 }
