@@ -181,6 +181,15 @@ fn telemetry_that_would_be_ignored_fails_the_install_naming_the_value() {
             ],
             "telemetry.samplerArg needs telemetry.sampler",
         ),
+        (
+            vec![
+                "--set",
+                "telemetry.otlpEndpoint=http://c:4318",
+                "--set",
+                "telemetry.sampler=traceidratio",
+            ],
+            "telemetry.sampler traceidratio needs telemetry.samplerArg",
+        ),
     ] {
         let err = chart::try_render(&helm, "agentry-system", &args).unwrap_err();
         assert!(err.contains(says), "{args:?}: {err}");

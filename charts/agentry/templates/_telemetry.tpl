@@ -17,6 +17,9 @@ does not start.
 {{- if and (ne $arg "") (not (hasSuffix "traceidratio" .sampler)) -}}
 {{- fail "telemetry.samplerArg needs telemetry.sampler traceidratio or parentbased_traceidratio: no other sampler takes an argument" -}}
 {{- end -}}
+{{- if and (eq $arg "") (hasSuffix "traceidratio" .sampler) -}}
+{{- fail (printf "telemetry.sampler %s needs telemetry.samplerArg, the ratio of traces kept (0 to 1)" .sampler) -}}
+{{- end -}}
 {{- with .otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

@@ -72,6 +72,9 @@ pub enum TelemetryError {
          parentbased_traceidratio take an argument"
     )]
     ArgWithoutRatioSampler(String),
+    /// A ratio sampler without its ratio: the runtime refuses to start without one.
+    #[error("{TRACES_SAMPLER} is {0:?}, which needs {TRACES_SAMPLER_ARG}, a ratio from 0 to 1")]
+    RatioSamplerWithoutArg(String),
 }
 
 impl RuntimeTelemetry {
@@ -106,11 +109,14 @@ impl RuntimeTelemetry {
                 return Err(TelemetryError::NeedsEndpoint(name));
             }
         }
-        if set(&self.traces_sampler_arg).is_some() {
-            let sampler = set(&self.traces_sampler).unwrap_or_default();
-            if !sampler.ends_with("traceidratio") {
-                return Err(TelemetryError::ArgWithoutRatioSampler(sampler));
-            }
+        let sampler = set(&self.traces_sampler).unwrap_or_default();
+        match (
+            sampler.ends_with("traceidratio"),
+            set(&self.traces_sampler_arg),
+        ) {
+            (false, Some(_)) => return Err(TelemetryError::ArgWithoutRatioSampler(sampler)),
+            (true, None) => return Err(TelemetryError::RatioSamplerWithoutArg(sampler)),
+            _ => {}
         }
         Ok(vars
             .into_iter()
@@ -359,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sampler_argument_needs_a_ratio_sampler() {
+    fn a_sampler_argument_needs_a_ratio_sampler_and_a_ratio_sampler_its_argument() {
         let endpoint = ["--otlp-endpoint", "https://otlp.example.com"];
         let t = parse(&[&endpoint[..], &["--traces-sampler-arg", "0.1"]].concat()).unwrap();
         assert_eq!(
@@ -394,5 +400,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.runtime_env().unwrap().len(), 3);
+        let t = parse(
+            &[
+                &endpoint[..],
+                &["--traces-sampler", "parentbased_traceidratio"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.runtime_env(),
+            Err(TelemetryError::RatioSamplerWithoutArg(
+                "parentbased_traceidratio".into()
+            ))
+        );
     }
 }
