@@ -1,6 +1,8 @@
 //! The operator's configuration: command-line flags, each with an environment fallback so the
 //! Helm chart can set them either way.
 
+pub mod telemetry;
+
 use std::net::SocketAddr;
 
 use clap::{Parser, ValueEnum};
@@ -61,6 +63,10 @@ pub struct OperatorConfig {
     /// Default: those values.
     #[arg(long, env = "AGENTRY_RUNTIME_RESOURCES", value_parser = parse_resources)]
     pub runtime_resources: Option<ResourceRequirements>,
+
+    /// Telemetry settings of every runtime container.
+    #[command(flatten)]
+    pub telemetry: telemetry::RuntimeTelemetry,
 
     /// Log format.
     #[arg(long, env = "AGENTRY_LOG_FORMAT", value_enum, default_value = "text")]

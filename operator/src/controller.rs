@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use agentry_crds::Agent;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use crate::apply::Child;
 use crate::build::labels::MANAGED_SELECTOR;
 use crate::metrics::Metrics;
+use crate::metrics::ready::{ReadyCounts, ReadyWatch};
 use crate::reconcile::{ChildCaches, Context, error_policy, reconcile};
 use crate::resolve::{Lookup, Target, config_maps, references};
 
@@ -121,17 +122,45 @@ pub struct ControllerSettings {
     pub identity: String,
 }
 
+/// Clears a controller's cache gauges when it stops, also when its future is dropped (this
+/// replica lost the lease): a standby must not report the Agents it no longer watches.
+struct ClearOnDrop<'a> {
+    metrics: &'a Metrics,
+    scope: Option<&'a str>,
+}
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.metrics.clear_scope(self.scope);
+    }
+}
+
 /// Runs one controller until SIGTERM or Ctrl-C, then finishes in-flight reconciles and returns.
 pub async fn run(client: kube::Client, settings: ControllerSettings, metrics: Arc<Metrics>) {
     let ns = settings.namespace.as_deref();
+    let _clear = ClearOnDrop {
+        metrics: &metrics,
+        scope: ns,
+    };
     // Debounce: the watch events of our own writes (a child created, the status written) arrive
     // right after them; coalescing them means the next reconcile sees warm caches instead of
     // repeating writes the cache has not caught up with.
     // The Agents are cached without their managedFields: nothing reads them, and held as
     // nested JSON values they were the largest part of the cache.
+    // The readiness clock starts at the watch event, before the debounce and the queue.
     let (agent_store, agent_writer) = reflector::store();
+    let mut ready_watch = ReadyWatch::new(settings.namespace.clone());
+    let ready_metrics = metrics.clone();
     let agent_stream = watcher(api::<Agent>(&client, ns), watcher::Config::default())
         .default_backoff()
+        .map_ok(move |event| {
+            ready_watch.on_event(
+                ready_metrics.ready_latency(),
+                &event,
+                std::time::Instant::now(),
+            );
+            event
+        })
         .modify(|a: &mut Agent| a.metadata.managed_fields = None)
         .reflect(agent_writer)
         .touched_objects();
@@ -233,7 +262,9 @@ pub async fn run(client: kube::Client, settings: ControllerSettings, metrics: Ar
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
-            metrics.set_watched("Agent", agents.state().len());
+            let state = agents.state();
+            metrics.set_watched(ns, "Agent", state.len());
+            metrics.set_agents(ns, ReadyCounts::of(state.iter().map(|a| a.as_ref())));
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }

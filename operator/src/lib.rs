@@ -34,6 +34,9 @@ pub use agentry_crds::error_chain;
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The telemetry settings for the runtimes contradict each other.
+    #[error("checking the runtimes' telemetry settings")]
+    RuntimeTelemetry(#[from] config::telemetry::TelemetryError),
     /// No Kubernetes client could be configured (no kubeconfig, not in a cluster).
     #[error("configuring the Kubernetes client")]
     Client(#[source] kube::Error),
@@ -100,6 +103,27 @@ fn identity(config: &OperatorConfig) -> String {
         .unwrap_or_else(|| format!("agentry-operator-{}", std::process::id()))
 }
 
+/// The runtime image, resources and environment of Agents that set none, from the flags.
+///
+/// # Errors
+/// When the telemetry settings contradict each other.
+pub fn runtime_defaults(
+    config: &OperatorConfig,
+) -> Result<build::deployment::RuntimeImage, RunError> {
+    Ok(build::deployment::RuntimeImage {
+        image: config.runtime_image.clone(),
+        pull_policy: config.runtime_image_pull_policy.clone(),
+        pull_secrets: config
+            .runtime_image_pull_secrets
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        resources: config.runtime_resources.clone(),
+        env: config.telemetry.runtime_env()?,
+    })
+}
+
 /// Runs the operator until SIGTERM (`Ok`) or a fatal error.
 pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
     if telemetry::init_tracing()? {
@@ -111,6 +135,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
 }
 
 async fn serve(config: OperatorConfig) -> Result<(), RunError> {
+    let runtime = runtime_defaults(&config)?;
     let client = kube::Client::try_default()
         .await
         .map_err(RunError::Client)?;
@@ -156,7 +181,7 @@ async fn serve(config: OperatorConfig) -> Result<(), RunError> {
             }
         };
         tokio::select! {
-            _ = controllers(&client, &config, &identity, &metrics) => return Ok(()),
+            _ = controllers(&client, &config, &runtime, &identity, &metrics) => return Ok(()),
             e = lost => tracing::warn!(
                 error = %error_chain(&e),
                 "stopped reconciling: this replica no longer holds the leader-election lease"
@@ -171,6 +196,7 @@ async fn serve(config: OperatorConfig) -> Result<(), RunError> {
 async fn controllers(
     client: &kube::Client,
     config: &OperatorConfig,
+    runtime: &build::deployment::RuntimeImage,
     identity: &str,
     metrics: &Arc<metrics::Metrics>,
 ) {
@@ -183,17 +209,7 @@ async fn controllers(
     futures::future::join_all(scopes.into_iter().map(|namespace| {
         let settings = ControllerSettings {
             namespace,
-            runtime_image: build::deployment::RuntimeImage {
-                image: config.runtime_image.clone(),
-                pull_policy: config.runtime_image_pull_policy.clone(),
-                pull_secrets: config
-                    .runtime_image_pull_secrets
-                    .iter()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-                resources: config.runtime_resources.clone(),
-            },
+            runtime_image: runtime.clone(),
             identity: identity.to_string(),
         };
         controller::run(client.clone(), settings, metrics.clone())

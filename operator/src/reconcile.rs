@@ -85,6 +85,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every [`Error::category`], so the metrics can show each at zero before it happens.
+    pub const CATEGORIES: [&'static str; 3] = ["resolve", "apply", "status"];
+
     /// Bounded metric label.
     pub fn category(&self) -> &'static str {
         match self {
@@ -152,9 +155,15 @@ async fn finish(ctx: &Context, agent: &Agent, observed: Observed<'_>) -> Result<
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
     let events = transition_events(&old, &status.conditions);
-    write_status(&ctx.client, agent, status)
+    let written = status.clone();
+    if write_status(&ctx.client, agent, status)
         .await
-        .map_err(Error::Status)?;
+        .map_err(Error::Status)?
+    {
+        ctx.metrics
+            .ready_latency()
+            .reported(agent, &written, std::time::Instant::now());
+    }
     publish(ctx, agent, events).await;
     Ok(())
 }

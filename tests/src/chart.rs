@@ -1,7 +1,7 @@
 //! Renders the Helm chart with the `helm` binary: `.tools/bin/helm` (what `.ci/install-tools`
 //! installs), else from `PATH`. Without Helm a chart suite fails, saying how to install it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -43,6 +43,14 @@ pub fn helm() -> PathBuf {
 /// # Panics
 /// When rendering fails.
 pub fn render(helm: &PathBuf, namespace: &str, args: &[&str]) -> Vec<Value> {
+    try_render(helm, namespace, args).unwrap_or_else(|e| panic!("helm template failed: {e}"))
+}
+
+/// Like [`render`], with Helm's error (a schema violation, a template's `fail`) as `Err`.
+///
+/// # Panics
+/// When Helm cannot be run or renders something that is not YAML.
+pub fn try_render(helm: &PathBuf, namespace: &str, args: &[&str]) -> Result<Vec<Value>, String> {
     let root = crate::fixtures::repo_root();
     let out = Command::new(helm)
         .args(["template", "agentry", "charts/agentry", "-n", namespace])
@@ -50,11 +58,9 @@ pub fn render(helm: &PathBuf, namespace: &str, args: &[&str]) -> Vec<Value> {
         .current_dir(&root)
         .output()
         .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let dir = std::env::temp_dir().join(format!(
         "agentry-chart-{}-{}",
@@ -67,5 +73,28 @@ pub fn render(helm: &PathBuf, namespace: &str, args: &[&str]) -> Vec<Value> {
     let docs = crate::fixtures::yaml_documents(&path)
         .unwrap_or_else(|e| panic!("rendered chart is not YAML: {e}"));
     let _ = std::fs::remove_dir_all(&dir);
-    docs
+    Ok(docs)
+}
+
+/// `helm <args> --kubeconfig <kubeconfig>` from the repository root: whether it succeeded, and
+/// its stdout plus stderr.
+///
+/// # Panics
+/// When Helm cannot be run.
+pub fn helm_with_kubeconfig(helm: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(helm)
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .current_dir(crate::fixtures::repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }

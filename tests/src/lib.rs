@@ -15,6 +15,8 @@
 //! - [`python`]: cached Python venvs for the official SDKs of protocols; [`mcp`]: the Python MCP
 //!   SDK's server, for the MCP suites; [`openai`]: the `openai` SDK as a chat completions
 //!   client.
+//! - [`prometheus`]: promtool and Prometheus' PromQL parser (built from Go modules, cached), and
+//!   the metric families a `/metrics` page describes.
 //! - [`node`]: cached npm packages (`tests/js`, Playwright) and Debian's Chromium, for the
 //!   browser suite of the chat page.
 
@@ -34,9 +36,10 @@ pub mod lambda;
 pub mod mcp;
 pub mod node;
 pub mod openai;
-pub mod otlp;
 pub mod operator;
+pub mod otlp;
 pub mod process;
+pub mod prometheus;
 pub mod python;
 pub mod runtime;
 pub mod sigv4;

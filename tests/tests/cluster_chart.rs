@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agentry_operator::rbac::{API_ACCESS, Scope};
@@ -20,21 +19,7 @@ use agentry_tests::operator::OperatorProcess;
 use agentry_tests::process::Process;
 
 fn helm(helm: &Path, cluster: &Cluster, args: &[&str]) -> (bool, String) {
-    let out = Command::new(helm)
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .current_dir(agentry_tests::fixtures::repo_root())
-        .output()
-        .expect("helm runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    chart::helm_with_kubeconfig(helm, cluster.kubeconfig(), args)
 }
 
 /// `kubectl get` of `what` with `selector`, as `kind/name` lines (empty when none).

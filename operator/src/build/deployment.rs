@@ -30,8 +30,8 @@ pub const CONTAINER: &str = "runtime";
 /// UID and GID the runtime runs as (non-root, as in distroless images).
 pub const RUNTIME_UID: i64 = 65532;
 
-/// The runtime image and pod resources the operator was installed with, for Agents that set
-/// none.
+/// The runtime image, pod resources and environment the operator was installed with, for
+/// Agents that set none.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuntimeImage {
     /// Image reference.
@@ -42,6 +42,9 @@ pub struct RuntimeImage {
     pub pull_secrets: Vec<String>,
     /// Requests and limits of the runtime container; `None`: [`default_resources`].
     pub resources: Option<ResourceRequirements>,
+    /// Plain variables of every runtime container (the telemetry settings), each unless the
+    /// Agent's `spec.env` sets the same name.
+    pub env: Vec<(String, String)>,
 }
 
 /// Inputs of the Deployment that do not come from the Agent.
@@ -88,7 +91,7 @@ fn probe(path: &str, period: i32) -> Probe {
     }
 }
 
-fn env(agent: &ValidatedAgent) -> Vec<EnvVar> {
+fn env(agent: &ValidatedAgent, defaults: &[(String, String)]) -> Vec<EnvVar> {
     let mut env = vec![EnvVar {
         name: "AGENTRY_CONFIG".into(),
         value: Some(format!(
@@ -113,7 +116,21 @@ fn env(agent: &ValidatedAgent) -> Vec<EnvVar> {
                 ..EnvVar::default()
             }),
     );
-    env.extend(agent.spec.env.iter().flatten().cloned());
+    let own = agent.spec.env.as_deref().unwrap_or_default();
+    // The Agent's own value wins, and a name must not appear twice: server-side apply refuses
+    // a duplicate key in the list. Before the Agent's own, so those can refer to them as $(NAME).
+    let taken: Vec<String> = env.iter().chain(own).map(|e| e.name.clone()).collect();
+    env.extend(
+        defaults
+            .iter()
+            .filter(|(name, _)| !taken.contains(name))
+            .map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: Some(value.clone()),
+                ..EnvVar::default()
+            }),
+    );
+    env.extend(own.iter().cloned());
     env
 }
 
@@ -145,7 +162,7 @@ fn container(agent: &ValidatedAgent, inputs: &DeploymentInputs<'_>) -> Container
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        env: Some(env(agent)),
+        env: Some(env(agent, &inputs.runtime.env)),
         env_from: spec.env_from.clone(),
         resources: Some(
             spec.resources

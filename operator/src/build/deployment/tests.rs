@@ -9,6 +9,7 @@ fn runtime() -> RuntimeImage {
         pull_policy: None,
         pull_secrets: vec![],
         resources: None,
+        env: vec![],
     }
 }
 
@@ -256,4 +257,70 @@ fn chart_runtime_resources_apply_when_the_agent_sets_none_and_the_agents_own_win
         requests(&build_with(&own, &r)),
         ("1".to_string(), "1Gi".to_string())
     );
+}
+
+fn telemetry() -> RuntimeImage {
+    RuntimeImage {
+        env: vec![
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                "http://collector:4318".into(),
+            ),
+            ("OTEL_TRACES_SAMPLER".into(), "always_on".into()),
+        ],
+        ..runtime()
+    }
+}
+
+fn plain_env(d: &Deployment) -> Vec<(String, Option<String>)> {
+    pod(d).containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect()
+}
+
+#[test]
+fn the_operators_telemetry_settings_reach_every_runtime_container_as_plain_variables() {
+    let env = plain_env(&build_with(MINIMAL, &telemetry()));
+    assert_eq!(
+        env,
+        [
+            (
+                "AGENTRY_CONFIG".to_string(),
+                Some("/etc/agentry/config.json".to_string())
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+                Some("http://collector:4318".to_string())
+            ),
+            (
+                "OTEL_TRACES_SAMPLER".to_string(),
+                Some("always_on".to_string())
+            ),
+        ]
+    );
+    let none = plain_env(&build(MINIMAL));
+    assert_eq!(none.len(), 1, "{none:?}");
+}
+
+#[test]
+fn an_agents_own_variable_wins_over_the_operators_and_appears_once() {
+    let yaml = format!(
+        "{MINIMAL}  env:\n    - {{name: OTEL_TRACES_SAMPLER, value: always_off}}\n    - name: \
+         OTEL_EXPORTER_OTLP_HEADERS\n      valueFrom: {{secretKeyRef: {{name: otlp, key: headers}}}}\n"
+    );
+    let d = build_with(&yaml, &telemetry());
+    let env = pod(&d).containers[0].env.clone().unwrap();
+    let named = |n: &str| env.iter().filter(|e| e.name == n).collect::<Vec<_>>();
+    let sampler = named("OTEL_TRACES_SAMPLER");
+    assert_eq!(sampler.len(), 1);
+    assert_eq!(sampler[0].value.as_deref(), Some("always_off"));
+    let headers = named("OTEL_EXPORTER_OTLP_HEADERS");
+    assert_eq!(headers.len(), 1);
+    assert!(headers[0].value_from.is_some());
+    // The operator's endpoint is still there, before the Agent's own (which may use $(NAME)).
+    let position = |n: &str| env.iter().position(|e| e.name == n).unwrap();
+    assert!(position("OTEL_EXPORTER_OTLP_ENDPOINT") < position("OTEL_TRACES_SAMPLER"));
 }
