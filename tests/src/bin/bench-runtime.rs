@@ -101,7 +101,7 @@ struct Setup {
     bin: std::path::PathBuf,
     /// What the next runtime runs as, when not `bin` and its usual environment (the tracing
     /// comparison sets these).
-    variant: std::sync::Mutex<(Option<std::path::PathBuf>, Vec<(&'static str, String)>)>,
+    variant: std::sync::Mutex<tracing::Variant>,
 }
 
 impl Setup {

@@ -10,6 +10,10 @@ use axum::routing::post;
 
 use super::drive::{self, Scenario, Side};
 
+/// A runtime binary (`None`: the one built with this benchmark) and the environment it gets
+/// beyond the usual.
+pub type Variant = (Option<std::path::PathBuf>, Vec<(&'static str, String)>);
+
 /// The name of an invocation's span, as it appears in the protobuf of each.
 const INVOCATION_SPAN: &[u8] = b"invoke_agent bench";
 
@@ -50,28 +54,26 @@ where
         "one tool round trip = 2 model calls + 1 HTTP tool call; 4 spans per invocation when traced"
     );
     println!("{}", drive::HEADER);
-    let mut variants: Vec<(
-        &str,
-        Option<std::path::PathBuf>,
-        Vec<(&'static str, String)>,
-    )> = Vec::new();
+    let mut variants: Vec<(&str, Variant)> = Vec::new();
     if let Some(before) = std::env::var_os("BENCH_BEFORE_BIN") {
-        variants.push(("before tracing", Some(before.into()), vec![]));
+        variants.push(("before tracing", (Some(before.into()), vec![])));
     }
-    variants.push(("tracing off", None, vec![]));
+    variants.push(("tracing off", (None, vec![])));
     variants.push((
         "tracing on, always_on",
-        None,
-        vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.clone()),
-            ("OTEL_TRACES_SAMPLER", "always_on".into()),
-        ],
+        (
+            None,
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", url.clone()),
+                ("OTEL_TRACES_SAMPLER", "always_on".into()),
+            ],
+        ),
     ));
     // BENCH_TRACING=off (or before, on; comma-separated) runs only those, for profiling one.
     let only = std::env::var("BENCH_TRACING").unwrap_or_default();
     let chosen = |n: &str| only.is_empty() || only.split(',').any(|o| n.contains(o.trim()));
     let mut baseline: Option<(&str, f64)> = None;
-    for (name, bin, env) in variants.into_iter().filter(|v| chosen(v.0)) {
+    for (name, (bin, env)) in variants.into_iter().filter(|v| chosen(v.0)) {
         let before = seen.0.load(Ordering::Relaxed);
         let spans_before = seen.2.load(Ordering::Relaxed);
         let side = run(bin, env).await;
