@@ -82,7 +82,9 @@ fn start(
 ) -> (Process, String) {
     let mut all = bedrock.process_env();
     all.extend(env.iter().map(|(k, v)| (*k, v.clone())));
-    all.push(("AGENTRY_LOG_FORMAT", "json".into()));
+    if !env.iter().any(|(k, _)| *k == "AGENTRY_LOG_FORMAT") {
+        all.push(("AGENTRY_LOG_FORMAT", "json".into()));
+    }
     agentry_tests::runtime::start_process(name, config, &all, &[])
 }
 
@@ -355,11 +357,14 @@ async fn without_an_endpoint_nothing_is_exported_and_the_callers_trace_is_passed
     let tools =
         ToolServer::start(&[("/top_song", ToolBehaviour::Json(json!({"song": "x"})))]).await;
     let config = write_config("b", vec![http_tool(tools.url("/top_song"))]);
-    let (_b, url) = start(
+    let (b, url) = start(
         "b",
         &config,
         &bedrock,
-        &[("OTEL_BSP_SCHEDULE_DELAY", "50".into())],
+        &[
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+            ("AGENTRY_LOG_FORMAT", "text".into()),
+        ],
     );
     bedrock.push([
         Script::Turn(Turn::tools(&[("b1", "top_song", json!({"sign": "WZPZ"}))])),
@@ -377,6 +382,17 @@ async fn without_an_endpoint_nothing_is_exported_and_the_callers_trace_is_passed
     assert_eq!(tools.seen()[0].headers["traceparent"], tp);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().await["spans"], json!([]));
+    // The text access line carries the caller's trace (there is no span of its own).
+    let line = b
+        .log()
+        .lines()
+        .find(|l| l.contains("agentry_runtime::access"))
+        .map(String::from)
+        .expect("the access line");
+    assert!(
+        line.ends_with(&format!(" trace_id={TRACE_ID} span_id={CALLER_SPAN}")),
+        "{line}"
+    );
 }
 
 #[tokio::test]
