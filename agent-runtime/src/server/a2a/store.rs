@@ -3,7 +3,7 @@
 //! the oldest finished ones make room when the store is full. Running tasks are never evicted:
 //! there are at most as many as the Agent's concurrency slots.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -93,10 +93,34 @@ struct Entry {
     cancel: Option<oneshot::Sender<()>>,
 }
 
+/// The tasks, and the finished ones in the order they finished: eviction and expiry look at
+/// the front only, so adding a task costs the same however many are kept.
+#[derive(Default)]
+struct Tasks {
+    map: HashMap<String, Entry>,
+    finished: VecDeque<(Instant, String)>,
+}
+
+impl Tasks {
+    /// Records that `id` finished at `at`.
+    fn finished(&mut self, id: &str, at: Instant) {
+        self.finished.push_back((at, id.to_string()));
+    }
+
+    /// Drops the oldest finished task.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((_, id)) = self.finished.pop_front() else {
+            return false;
+        };
+        self.map.remove(&id);
+        true
+    }
+}
+
 /// The store.
 #[derive(Default)]
 pub struct Store {
-    tasks: Mutex<HashMap<String, Entry>>,
+    tasks: Mutex<Tasks>,
 }
 
 /// Now, RFC 3339 UTC ending in `Z`.
@@ -105,7 +129,7 @@ pub fn now() -> String {
 }
 
 impl Store {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tasks> {
         // A panic while holding the lock leaves plain data behind: keep using it.
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -114,30 +138,30 @@ impl Store {
     /// oldest finished tasks.
     pub fn insert(&self, task: Task, cancel: oneshot::Sender<()>) {
         let mut tasks = self.lock();
-        tasks.retain(|_, e| !(e.task.state.terminal() && e.changed.elapsed() > MAX_AGE));
-        while tasks.len() >= MAX_TASKS {
-            let oldest = tasks
-                .iter()
-                .filter(|(_, e)| e.task.state.terminal())
-                .min_by_key(|(_, e)| e.changed)
-                .map(|(id, _)| id.clone());
-            match oldest {
-                Some(id) => tasks.remove(&id),
-                None => break,
-            };
+        let now = Instant::now();
+        while tasks
+            .finished
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > MAX_AGE)
+        {
+            tasks.evict_oldest();
+        }
+        while tasks.map.len() >= MAX_TASKS && tasks.evict_oldest() {}
+        if task.state.terminal() {
+            tasks.finished(&task.id, now);
         }
         let entry = Entry {
             task: task.clone(),
-            changed: Instant::now(),
+            changed: now,
             cancel: Some(cancel),
         };
-        tasks.insert(task.id, entry);
+        tasks.map.insert(task.id, entry);
     }
 
     /// The task `id`, unless it is unknown or expired.
     pub fn get(&self, id: &str) -> Option<Task> {
         let tasks = self.lock();
-        let e = tasks.get(id)?;
+        let e = tasks.map.get(id)?;
         (!(e.task.state.terminal() && e.changed.elapsed() > MAX_AGE)).then(|| e.task.clone())
     }
 
@@ -145,22 +169,26 @@ impl Store {
     /// task as it is afterwards.
     pub fn update(&self, id: &str, change: impl FnOnce(&mut Task)) -> Option<Task> {
         let mut tasks = self.lock();
-        let e = tasks.get_mut(id)?;
-        if !e.task.state.terminal() {
-            change(&mut e.task);
-            e.task.timestamp = now();
-            e.changed = Instant::now();
-            if e.task.state.terminal() {
-                e.cancel = None;
-            }
+        let e = tasks.map.get_mut(id)?;
+        if e.task.state.terminal() {
+            return Some(e.task.clone());
         }
-        Some(e.task.clone())
+        change(&mut e.task);
+        e.task.timestamp = now();
+        e.changed = Instant::now();
+        let task = e.task.clone();
+        if task.state.terminal() {
+            e.cancel = None;
+            let at = e.changed;
+            tasks.finished(id, at);
+        }
+        Some(task)
     }
 
     /// Cancels a running task: marks it cancelled and signals its invocation to stop.
     pub fn cancel(&self, id: &str) -> Result<Task, CancelError> {
         let mut tasks = self.lock();
-        let e = tasks.get_mut(id).ok_or(CancelError::NotFound)?;
+        let e = tasks.map.get_mut(id).ok_or(CancelError::NotFound)?;
         if e.task.state.terminal() {
             return Err(CancelError::Finished(Box::new(e.task.clone())));
         }
@@ -175,12 +203,14 @@ impl Store {
         if let Some(tx) = e.cancel.take() {
             let _ = tx.send(());
         }
-        Ok(e.task.clone())
+        let (task, at) = (e.task.clone(), e.changed);
+        tasks.finished(id, at);
+        Ok(task)
     }
 
     /// How many tasks are kept.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
     }
 
     /// Whether none is.
