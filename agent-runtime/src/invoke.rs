@@ -62,6 +62,7 @@ pub struct Progress {
     model_calls: AtomicU32,
     tool_calls: AtomicU32,
     input_tokens: AtomicU64,
+    cached_input_tokens: AtomicU64,
     output_tokens: AtomicU64,
 }
 
@@ -72,8 +73,10 @@ pub struct ProgressSnapshot {
     pub model_calls: u32,
     /// Tool calls made.
     pub tool_calls: u32,
-    /// Input tokens.
+    /// Input tokens (Bedrock's `inputTokens`: without the prompt cache's).
     pub input_tokens: u64,
+    /// Input tokens read from or written to the prompt cache.
+    pub cached_input_tokens: u64,
     /// Output tokens.
     pub output_tokens: u64,
 }
@@ -85,6 +88,7 @@ impl Progress {
             model_calls: self.model_calls.load(Ordering::Relaxed),
             tool_calls: self.tool_calls.load(Ordering::Relaxed),
             input_tokens: self.input_tokens.load(Ordering::Relaxed),
+            cached_input_tokens: self.cached_input_tokens.load(Ordering::Relaxed),
             output_tokens: self.output_tokens.load(Ordering::Relaxed),
         }
     }
@@ -352,6 +356,11 @@ async fn run(
                             progress
                                 .input_tokens
                                 .fetch_add(reply.usage.input_tokens, Ordering::Relaxed);
+                            progress.cached_input_tokens.fetch_add(
+                                reply.usage.cache_read_input_tokens
+                                    + reply.usage.cache_write_input_tokens,
+                                Ordering::Relaxed,
+                            );
                             progress
                                 .output_tokens
                                 .fetch_add(reply.usage.output_tokens, Ordering::Relaxed);

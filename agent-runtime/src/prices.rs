@@ -1,7 +1,8 @@
 //! The price table behind `agentry_runtime_estimated_cost_usd_total`: on-demand list prices of
 //! the Claude models on Amazon Bedrock, US dollars per million tokens, as published when
-//! [`PRICES_TAKEN`] says. An estimate: no batch, provisioned-throughput, regional-endpoint or
-//! negotiated prices. `AGENTRY_MODEL_PRICES` (the chart's `telemetry.modelPrices`) adds models
+//! [`PRICES_TAKEN`] says (the 4.5 models' in-region and geographic ids at their 10 % premium
+//! over `global.`). An estimate: no batch, provisioned-throughput, long-context (over 200K
+//! tokens) or negotiated prices. `AGENTRY_MODEL_PRICES` (the chart's `telemetry.modelPrices`) adds models
 //! or replaces these.
 
 use std::collections::BTreeMap;
@@ -36,6 +37,15 @@ impl Price {
             output,
             cache_read: None,
             cache_write: None,
+        }
+    }
+
+    fn times(self, k: f64) -> Self {
+        Self {
+            input: self.input * k,
+            output: self.output * k,
+            cache_read: Some(self.cache_read.unwrap_or(self.input * 0.1) * k),
+            cache_write: Some(self.cache_write.unwrap_or(self.input * 1.25) * k),
         }
     }
 
@@ -137,12 +147,29 @@ pub fn base_model(id: &str) -> &str {
 /// application inference profile ARN, a model the table does not list).
 pub fn price(model: &str, overrides: &BTreeMap<String, Price>) -> Option<Price> {
     let base = base_model(model);
-    overrides
-        .get(model)
-        .or_else(|| overrides.get(base))
-        .copied()
-        .or_else(|| BUILT_IN.iter().find(|(m, _)| *m == base).map(|(_, p)| *p))
+    if let Some(p) = overrides.get(model).or_else(|| overrides.get(base)) {
+        return Some(*p);
+    }
+    let p = BUILT_IN.iter().find(|(m, _)| *m == base).map(|(_, p)| *p)?;
+    let global = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .starts_with("global.");
+    Some(if REGIONAL_PREMIUM.contains(&base) && !global {
+        p.times(1.1)
+    } else {
+        p
+    })
 }
+
+/// Models whose in-region and geographic (`us.`, `eu.`, ...) ids cost 10 % more than their
+/// `global.` inference profile, which the table lists.
+const REGIONAL_PREMIUM: [&str; 3] = [
+    "anthropic.claude-opus-4-5-20251101",
+    "anthropic.claude-sonnet-4-5-20250929",
+    "anthropic.claude-haiku-4-5-20251001",
+];
 
 #[cfg(test)]
 mod tests {
@@ -176,9 +203,20 @@ mod tests {
     }
 
     #[test]
+    fn regional_ids_of_the_4_5_models_cost_a_tenth_more_than_global_ones() {
+        let none = BTreeMap::new();
+        let g = price("global.anthropic.claude-sonnet-4-5-20250929-v1:0", &none).unwrap();
+        let us = price("us.anthropic.claude-sonnet-4-5-20250929-v1:0", &none).unwrap();
+        assert_eq!((g.input, g.output), (3.0, 15.0));
+        assert!((us.input - 3.3).abs() < 1e-9 && (us.output - 16.5).abs() < 1e-9);
+        let older = price("us.anthropic.claude-sonnet-4-20250514-v1:0", &none).unwrap();
+        assert_eq!(older.input, 3.0);
+    }
+
+    #[test]
     fn a_known_usage_costs_the_list_price() {
         let p = price(
-            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
             &BTreeMap::new(),
         )
         .unwrap();

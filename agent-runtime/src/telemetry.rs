@@ -300,11 +300,20 @@ impl Telemetry {
             ));
         }
         if result.status == Some(crate::conversation::ResultStatus::Error) {
-            let text = result.content.iter().find_map(|c| match c {
-                ResultContent::Text(t) => Some(t.clone()),
-                ResultContent::Json(_) => None,
-            });
-            span.fail("tool_error", text.unwrap_or_default());
+            // The error text is tool output (a response body, a function's message): content,
+            // recorded only when content is.
+            let text = if self.capture {
+                result.content.iter().find_map(|c| match c {
+                    ResultContent::Text(t) => Some(t.clone()),
+                    ResultContent::Json(_) => None,
+                })
+            } else {
+                None
+            };
+            span.fail(
+                "tool_error",
+                text.unwrap_or_else(|| "the tool call returned an error result".into()),
+            );
         }
     }
 }

@@ -126,7 +126,8 @@ pub fn runtime_defaults(
 
 /// Runs the operator until SIGTERM (`Ok`) or a fatal error.
 pub async fn run(config: OperatorConfig) -> Result<(), RunError> {
-    if telemetry::init_tracing()? {
+    let settings = config.telemetry.runtime_env()?;
+    if telemetry::init_tracing(&settings)? {
         tracing::info!("exporting traces over OTLP");
     }
     let result = serve(config).await;

@@ -22,10 +22,19 @@ pub fn init(format: LogFormat) {
     agentry_crds::telemetry::logs::init(matches!(format, LogFormat::Json));
 }
 
-/// Starts exporting traces when the environment asks for it (call once, on the runtime).
-pub fn init_tracing() -> Result<bool, TelemetryError> {
+/// Starts exporting traces when the settings ask for it (call once, on the runtime): the
+/// flags of `settings` (the variables the runtimes get, as flags or environment), then the
+/// process environment for the other `OTEL_*` variables.
+pub fn init_tracing(settings: &[(String, String)]) -> Result<bool, TelemetryError> {
     let resource = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
-    let Some(tracing) = Tracing::from_env(SCOPE, resource, SCOPE)? else {
+    let var = |name: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+    };
+    let Some(tracing) = Tracing::from_vars(var, SCOPE, resource, SCOPE)? else {
         return Ok(false);
     };
     let _ = TRACING.set(tracing);

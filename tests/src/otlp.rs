@@ -42,23 +42,27 @@ impl OtlpReceiver {
     /// When it does not accept connections within 30 s.
     pub async fn start() -> Self {
         let venv = tokio::task::spawn_blocking(venv).await.expect("venv task");
-        let port = crate::mcp::free_port();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/otlp_receiver.py");
-        let port_arg = port.to_string();
-        let args = [script.to_str().expect("utf-8 path"), "--port", &port_arg];
+        let args = [script.to_str().expect("utf-8 path")];
         let process = Process::start("otlp-receiver", &venv.python, &args, &[]);
+        // It binds a free port itself and says which, so no other test can take it first.
         let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
+        let port = loop {
+            if let Some(port) = process
+                .log()
+                .lines()
+                .find_map(|l| l.strip_prefix("LISTENING "))
+                .and_then(|p| p.trim().parse::<u16>().ok())
+            {
+                break port;
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "the OTLP receiver did not start:\n{}",
                 process.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         Self { port, process }
     }
 

@@ -59,7 +59,11 @@ async fn each_reconcile_is_a_span_naming_the_agent_and_its_outcome_and_the_logs_
         let spans = receiver.spans(1, Duration::from_millis(100)).await;
         reconciles = spans
             .into_iter()
-            .filter(|s| s["name"] == "reconcile" && s["attributes"]["agentry.agent"] == "radio")
+            .filter(|s| {
+                s["name"] == "reconcile"
+                    && s["attributes"]["agentry.agent"] == "radio"
+                    && s["attributes"]["agentry.outcome"] == "success"
+            })
             .collect();
         if !reconciles.is_empty() {
             break;

@@ -351,7 +351,49 @@ async fn content_is_recorded_only_when_opted_in_and_errors_carry_their_type() {
 }
 
 #[tokio::test]
-async fn without_an_endpoint_nothing_is_exported_and_the_callers_trace_is_passed_on() {
+async fn a_failed_tool_call_is_a_span_error_without_its_text_unless_content_is_captured() {
+    let receiver = OtlpReceiver::start().await;
+    let bedrock = FakeBedrock::start().await.unwrap();
+    let tools = ToolServer::start(&[(
+        "/top_song",
+        ToolBehaviour::Status(500, "internal secret-body".into()),
+    )])
+    .await;
+    let config = write_config("b", vec![http_tool(tools.url("/top_song"))]);
+    let (b, url) = start("b", &config, &bedrock, &traced(&receiver));
+    bedrock.push([
+        Script::Turn(Turn::tools(&[("b1", "top_song", json!({"sign": "WZPZ"}))])),
+        Script::Turn(Turn::text("The station is down.")),
+    ]);
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/invoke"))
+        .body(json!({"input": "q"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let spans = receiver.spans(4, Duration::from_secs(15)).await;
+    let tool = one(&spans, "execute_tool top_song");
+    assert_eq!(
+        tool["attributes"]["error.type"],
+        "tool_error",
+        "{}",
+        b.log()
+    );
+    assert_eq!(tool["status"]["code"], 2);
+    assert_eq!(
+        tool["status"]["message"],
+        "the tool call returned an error result"
+    );
+    assert!(
+        !serde_json::to_string(&spans)
+            .unwrap()
+            .contains("secret-body")
+    );
+}
+
+#[tokio::test]
+async fn switched_off_nothing_is_exported_and_the_callers_trace_is_passed_on() {
     let receiver = OtlpReceiver::start().await;
     let bedrock = FakeBedrock::start().await.unwrap();
     let tools =
@@ -362,6 +404,9 @@ async fn without_an_endpoint_nothing_is_exported_and_the_callers_trace_is_passed
         &config,
         &bedrock,
         &[
+            // An endpoint that works, and the SDK switch off: nothing may reach it.
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_SDK_DISABLED", "true".into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
             ("AGENTRY_LOG_FORMAT", "text".into()),
         ],

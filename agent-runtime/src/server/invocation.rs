@@ -170,7 +170,8 @@ impl Drop for Invocation {
                 KeyValue::new("agentry.outcome", outcome.clone()),
                 KeyValue::new(
                     "gen_ai.usage.input_tokens",
-                    i64::try_from(p.input_tokens).unwrap_or(i64::MAX),
+                    // The conventions count cached input too, as the chat spans do.
+                    i64::try_from(p.input_tokens + p.cached_input_tokens).unwrap_or(i64::MAX),
                 ),
                 KeyValue::new(
                     "gen_ai.usage.output_tokens",

@@ -283,6 +283,9 @@ fn function_error(function: &str, kind: &str, payload: &[u8]) -> String {
     }
 }
 
+/// The largest client context Lambda accepts, base64 included.
+const MAX_CLIENT_CONTEXT: usize = 3583;
+
 /// The header the Lambda service reads a caller's trace from (X-Ray's format).
 const XRAY_HEADER: &str = "X-Amzn-Trace-Id";
 
@@ -310,15 +313,23 @@ impl TraceHeaders {
             &trace_id[..8],
             &trace_id[8..]
         );
-        let mut custom = serde_json::Map::new();
-        custom.insert("traceparent".into(), parent.into());
-        if let Some(state) = trace.get("tracestate").and_then(|v| v.to_str().ok()) {
-            custom.insert("tracestate".into(), state.into());
-        }
-        let context = serde_json::json!({ "custom": custom }).to_string();
+        let encode = |state: Option<&str>| {
+            let mut custom = serde_json::Map::new();
+            custom.insert("traceparent".into(), parent.into());
+            if let Some(state) = state {
+                custom.insert("tracestate".into(), state.into());
+            }
+            aws_smithy_types::base64::encode(serde_json::json!({ "custom": custom }).to_string())
+        };
+        // Lambda refuses a client context over its limit: a long `tracestate` is left out
+        // rather than failing the call (the trace itself still goes, in both forms).
+        let state = trace.get("tracestate").and_then(|v| v.to_str().ok());
+        let client_context = Some(encode(state))
+            .filter(|c| c.len() <= MAX_CLIENT_CONTEXT)
+            .unwrap_or_else(|| encode(None));
         Some(Self {
             xray,
-            client_context: aws_smithy_types::base64::encode(context),
+            client_context,
         })
     }
 }

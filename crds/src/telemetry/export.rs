@@ -1,6 +1,7 @@
 //! The OTLP exporter's HTTP client: the workspace's async reqwest, each export spawned on the
 //! tokio runtime (the SDK's batch processor runs exports on its own thread, which has none).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +23,47 @@ pub fn timeout(var: impl Fn(&str) -> Option<String>) -> Duration {
     .iter()
     .find_map(|name| var(name).and_then(|v| v.trim().parse::<u64>().ok()))
     .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs separated by commas, values
+/// percent-encoded (the W3C baggage format the specification names).
+pub fn headers(text: &str) -> Result<HashMap<String, String>, TelemetryError> {
+    let mut out = HashMap::new();
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let invalid = |reason: &str| TelemetryError::Invalid {
+            var: "OTEL_EXPORTER_OTLP_HEADERS",
+            value: text.to_string(),
+            reason: format!("{pair:?}: {reason}; write key=value pairs separated by commas"),
+        };
+        let (key, value) = pair.split_once('=').ok_or_else(|| invalid("no ="))?;
+        let key = key.trim();
+        let value = percent_decode(value.trim()).ok_or_else(|| invalid("a bad %-escape"))?;
+        if key.is_empty()
+            || http::HeaderName::from_bytes(key.as_bytes()).is_err()
+            || http::HeaderValue::from_str(&value).is_err()
+        {
+            return Err(invalid("not a valid HTTP header"));
+        }
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[derive(Debug)]

@@ -66,7 +66,8 @@ where
         if !ids.is_valid() {
             return self.inner.format_event(ctx, writer, event);
         }
-        // The line without colours, then the ids before its end.
+        // The line into a buffer (in the inner format's own colours), then the ids before its
+        // end.
         let mut line = String::new();
         self.inner
             .format_event(ctx, Writer::new(&mut line), event)?;

@@ -16,7 +16,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
 /// A telemetry setting that cannot be used; names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,16 @@ const SAMPLERS: [&str; 6] = [
     "parentbased_traceidratio",
 ];
 
+/// Exporter settings this build does not implement (refused rather than ignored).
+const UNSUPPORTED: [&str; 6] = [
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+];
+
 /// Whether the variables ask for traces, and whether they can be honoured. `var` reads one
 /// variable (the process environment in [`Tracing::from_env`]; a map in tests).
 pub fn enabled(var: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryError> {
@@ -54,7 +64,7 @@ pub fn enabled(var: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryEr
         return Ok(false);
     }
     if let Some(v) = set("OTEL_TRACES_EXPORTER") {
-        match v.trim() {
+        match v.as_str() {
             "none" => return Ok(false),
             "otlp" => {}
             _ => {
@@ -71,7 +81,7 @@ pub fn enabled(var: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryEr
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ] {
         if let Some(v) = set(name)
-            && v.trim() != "http/protobuf"
+            && v != "http/protobuf"
         {
             return Err(TelemetryError::Invalid {
                 var: if name.contains("TRACES") {
@@ -84,8 +94,26 @@ pub fn enabled(var: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryEr
             });
         }
     }
+    if let Some(v) = set("OTEL_PROPAGATORS")
+        && v != "tracecontext"
+    {
+        return Err(TelemetryError::Invalid {
+            var: "OTEL_PROPAGATORS",
+            value: v,
+            reason: "this build propagates the W3C trace context only: set tracecontext".into(),
+        });
+    }
+    for name in UNSUPPORTED {
+        if let Some(v) = set(name) {
+            return Err(TelemetryError::Invalid {
+                var: name,
+                value: v,
+                reason: "not supported by this build: the exporter trusts the system's certificate authorities (add a private CA to the image's trust store) and sends no client certificate".into(),
+            });
+        }
+    }
     if let Some(v) = set("OTEL_TRACES_SAMPLER") {
-        if !SAMPLERS.contains(&v.trim()) {
+        if !SAMPLERS.contains(&v.as_str()) {
             return Err(TelemetryError::Invalid {
                 var: "OTEL_TRACES_SAMPLER",
                 value: v,
@@ -99,7 +127,7 @@ pub fn enabled(var: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryEr
             let arg = set("OTEL_TRACES_SAMPLER_ARG");
             let ok = arg
                 .as_deref()
-                .and_then(|a| a.trim().parse::<f64>().ok())
+                .and_then(|a| a.parse::<f64>().ok())
                 .is_some_and(|r| (0.0..=1.0).contains(&r));
             if !ok {
                 return Err(TelemetryError::Invalid {
@@ -114,6 +142,26 @@ pub fn enabled(var: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryEr
     }
     Ok(set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
         || set("OTEL_EXPORTER_OTLP_ENDPOINT").is_some())
+}
+
+/// The sampler [`enabled`] checked (default `parentbased_always_on`).
+fn sampler(var: impl Fn(&str) -> Option<String>) -> Sampler {
+    let ratio = var("OTEL_TRACES_SAMPLER_ARG")
+        .and_then(|a| a.parse::<f64>().ok())
+        .unwrap_or(1.0);
+    match var("OTEL_TRACES_SAMPLER")
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some("always_on") => Sampler::AlwaysOn,
+        Some("always_off") => Sampler::AlwaysOff,
+        Some("traceidratio") => Sampler::TraceIdRatioBased(ratio),
+        Some("parentbased_always_off") => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        Some("parentbased_traceidratio") => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+        _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+    }
 }
 
 /// The capture-content switch of the GenAI conventions:
@@ -140,16 +188,43 @@ impl Tracing {
         resource: Vec<KeyValue>,
         scope: &'static str,
     ) -> Result<Option<Self>, TelemetryError> {
-        let var = |name: &str| std::env::var(name).ok();
-        if !enabled(var)? {
+        Self::from_vars(|name| std::env::var(name).ok(), service, resource, scope)
+    }
+
+    /// As [`Tracing::from_env`], with the endpoint, headers, timeout and sampler read through
+    /// `var` (the operator's flags stand in for variables this way) and set on the pipeline as
+    /// checked, so the SDK never falls back on a value of its own.
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+        service: &str,
+        resource: Vec<KeyValue>,
+        scope: &'static str,
+    ) -> Result<Option<Self>, TelemetryError> {
+        if !enabled(&var)? {
             return Ok(None);
         }
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let endpoint = match set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(e) => e,
+            None => {
+                let base = set("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+                format!("{}/v1/traces", base.trim_end_matches('/'))
+            }
+        };
+        let headers = set("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .or_else(|| set("OTEL_EXPORTER_OTLP_HEADERS"))
+            .map(|h| export::headers(&h))
+            .transpose()?
+            .unwrap_or_default();
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| TelemetryError::Exporter("no tokio runtime to send exports on".into()))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(export::TokioHttp::new(handle, export::timeout(var))?)
+            .with_endpoint(endpoint)
+            .with_timeout(export::timeout(&var))
+            .with_headers(headers)
+            .with_http_client(export::TokioHttp::new(handle, export::timeout(&var))?)
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         let mut builder = Resource::builder_empty()
@@ -157,11 +232,12 @@ impl Tracing {
             .with_attributes(resource)
             .with_detector(Box::new(TelemetryResourceDetector))
             .with_detector(Box::new(EnvResourceDetector::new()));
-        if let Some(name) = var("OTEL_SERVICE_NAME").filter(|v| !v.trim().is_empty()) {
+        if let Some(name) = set("OTEL_SERVICE_NAME") {
             builder = builder.with_service_name(name);
         }
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
+            .with_sampler(sampler(&var))
             .with_resource(builder.build())
             .build();
         let tracer = provider.tracer(scope);

@@ -10,7 +10,10 @@ pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
     if !headers.contains_key("traceparent") {
         return opentelemetry::Context::new();
     }
-    TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
+    TraceContextPropagator::new().extract_with_context(
+        &opentelemetry::Context::new(),
+        &opentelemetry_http::HeaderExtractor(headers),
+    )
 }
 
 /// The headers that pass `cx`'s span on to a downstream call: none when it has no valid span.

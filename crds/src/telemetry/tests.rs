@@ -129,3 +129,56 @@ fn no_or_bad_traceparent_propagates_nothing() {
     bad.insert("traceparent", "00-zz-yy-01".parse().unwrap());
     assert!(propagation::headers(&propagation::extract(&bad)).is_empty());
 }
+
+#[test]
+fn values_with_spaces_are_refused_not_trimmed_as_the_sdk_would_not() {
+    let e = enabled(vars(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", " 0.1"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("OTEL_TRACES_SAMPLER_ARG"), "{e}");
+    assert!(enabled(vars(&[("OTEL_TRACES_SAMPLER", " always_off")])).is_err());
+}
+
+#[test]
+fn certificates_and_other_propagators_are_refused() {
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/key.pem"),
+        ("OTEL_PROPAGATORS", "b3"),
+    ] {
+        let e = enabled(vars(&[(var, value)])).unwrap_err().to_string();
+        assert!(e.starts_with(var), "{e}");
+    }
+    assert!(enabled(vars(&[("OTEL_PROPAGATORS", "tracecontext")])).is_ok());
+}
+
+#[test]
+fn headers_are_key_value_pairs_with_percent_escapes() {
+    let h = export::headers("api-key=s%3Dcr%20t, x-team=ops").unwrap();
+    assert_eq!(h["api-key"], "s=cr t");
+    assert_eq!(h["x-team"], "ops");
+    let e = export::headers("novalue").unwrap_err().to_string();
+    assert!(e.contains("no ="), "{e}");
+    assert!(export::headers("k=%zz").is_err());
+    assert!(export::headers("bad key=v").is_err());
+}
+
+#[test]
+fn samplers_are_built_from_the_checked_values() {
+    use opentelemetry_sdk::trace::Sampler;
+    assert!(matches!(
+        sampler(vars(&[("OTEL_TRACES_SAMPLER", "always_off")])),
+        Sampler::AlwaysOff
+    ));
+    assert!(matches!(
+        sampler(vars(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25")
+        ])),
+        Sampler::TraceIdRatioBased(r) if r == 0.25
+    ));
+    assert!(matches!(sampler(vars(&[])), Sampler::ParentBased(_)));
+}

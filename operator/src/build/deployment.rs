@@ -119,7 +119,15 @@ fn env(agent: &ValidatedAgent, defaults: &[(String, String)]) -> Vec<EnvVar> {
     let own = agent.spec.env.as_deref().unwrap_or_default();
     // The Agent's own value wins, and a name must not appear twice: server-side apply refuses
     // a duplicate key in the list. Before the Agent's own, so those can refer to them as $(NAME).
-    let taken: Vec<String> = env.iter().chain(own).map(|e| e.name.clone()).collect();
+    let mut taken: Vec<String> = env.iter().chain(own).map(|e| e.name.clone()).collect();
+    // An Agent that exports to its own collector does not get the chart's headers (they are
+    // the chart collector's credentials).
+    if taken
+        .iter()
+        .any(|n| n == "OTEL_EXPORTER_OTLP_ENDPOINT" || n == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    {
+        taken.push("OTEL_EXPORTER_OTLP_HEADERS".into());
+    }
     env.extend(
         defaults
             .iter()

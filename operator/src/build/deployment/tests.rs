@@ -324,3 +324,27 @@ fn an_agents_own_variable_wins_over_the_operators_and_appears_once() {
     let position = |n: &str| env.iter().position(|e| e.name == n).unwrap();
     assert!(position("OTEL_EXPORTER_OTLP_ENDPOINT") < position("OTEL_TRACES_SAMPLER"));
 }
+
+#[test]
+fn an_agent_with_its_own_collector_does_not_get_the_operators_otlp_headers() {
+    let mut image = telemetry();
+    image
+        .env
+        .push(("OTEL_EXPORTER_OTLP_HEADERS".into(), "api-key=chart".into()));
+    let yaml = format!(
+        "{MINIMAL}  env:\n    - {{name: OTEL_EXPORTER_OTLP_ENDPOINT, value: \"http://own:4318\"}}\n"
+    );
+    let env = plain_env(&build_with(&yaml, &image));
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(!names.contains(&"OTEL_EXPORTER_OTLP_HEADERS"), "{env:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "OTEL_EXPORTER_OTLP_ENDPOINT")
+            .count(),
+        1
+    );
+    // Without its own endpoint it gets them.
+    let env = plain_env(&build_with(MINIMAL, &image));
+    assert!(env.iter().any(|(n, _)| n == "OTEL_EXPORTER_OTLP_HEADERS"));
+}
