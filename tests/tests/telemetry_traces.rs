@@ -95,6 +95,17 @@ fn traced(receiver: &OtlpReceiver) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `POST /v1/invoke` with `input`, carrying `traceparent` when given; the status.
+async fn ask(url: &str, input: &str, traceparent: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/invoke"))
+        .body(json!({ "input": input }).to_string());
+    if let Some(tp) = traceparent {
+        request = request.header("traceparent", tp);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
 fn named<'a>(spans: &'a [Value], name: &str) -> Vec<&'a Value> {
     spans.iter().filter(|s| s["name"] == name).collect()
 }
@@ -144,14 +155,8 @@ async fn a_front_agent_a_back_agent_and_its_tool_are_one_trace_in_the_genai_conv
         Script::Turn(Turn::text("Elemental Hotel.").with_usage(303, 33)),
         Script::Turn(Turn::text("B says: Elemental Hotel.").with_usage(404, 44)),
     ]);
-    let r = reqwest::Client::new()
-        .post(format!("{a_url}/v1/invoke"))
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
-        .body(json!({"input": "Ask B about WZPZ."}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let tp = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    assert_eq!(ask(&a_url, "Ask B about WZPZ.", Some(&tp)).await, 200);
     let spans = receiver.spans(8, Duration::from_secs(15)).await;
     assert_eq!(
         spans.len(),
@@ -269,21 +274,8 @@ async fn content_is_recorded_only_when_opted_in_and_errors_carry_their_type() {
         Script::Turn(Turn::text("Elemental Hotel.")),
         Script::Error(400, "ValidationException".into(), "bad input".into()),
     ]);
-    let client = reqwest::Client::new();
-    let ok = client
-        .post(format!("{url}/v1/invoke"))
-        .body(json!({"input": "Top song on WZPZ?"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
-    let failed = client
-        .post(format!("{url}/v1/invoke"))
-        .body(json!({"input": "again"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(failed.status(), 502);
+    assert_eq!(ask(&url, "Top song on WZPZ?", None).await, 200);
+    assert_eq!(ask(&url, "again", None).await, 502);
     let spans = receiver.spans(6, Duration::from_secs(15)).await;
     assert_eq!(spans.len(), 6, "{spans:#?}\n{}", b.log());
     assert_eq!(spans[0]["resource"]["service.name"], "radio-desk");
@@ -365,13 +357,7 @@ async fn a_failed_tool_call_is_a_span_error_without_its_text_unless_content_is_c
         Script::Turn(Turn::tools(&[("b1", "top_song", json!({"sign": "WZPZ"}))])),
         Script::Turn(Turn::text("The station is down.")),
     ]);
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/invoke"))
-        .body(json!({"input": "q"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(ask(&url, "q", None).await, 200);
     let spans = receiver.spans(4, Duration::from_secs(15)).await;
     let tool = one(&spans, "execute_tool top_song");
     assert_eq!(
@@ -416,14 +402,7 @@ async fn switched_off_nothing_is_exported_and_the_callers_trace_is_passed_on() {
         Script::Turn(Turn::text("x")),
     ]);
     let tp = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/invoke"))
-        .header("traceparent", &tp)
-        .body(json!({"input": "q"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(ask(&url, "q", Some(&tp)).await, 200);
     assert_eq!(tools.seen()[0].headers["traceparent"], tp);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().await["spans"], json!([]));
@@ -506,13 +485,7 @@ async fn tokens_and_the_estimated_cost_are_metrics_and_the_price_table_can_be_ov
     );
     for url in [&default_url, &override_url] {
         bedrock.push([Script::Turn(Turn::text("hi").with_usage(1_000, 100))]);
-        let r = reqwest::Client::new()
-            .post(format!("{url}/v1/invoke"))
-            .body(json!({"input": "q"}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(ask(url, "q", None).await, 200);
     }
     let metric = |text: &str, name: &str| -> f64 {
         text.lines()

@@ -27,6 +27,8 @@ mod document;
 mod error;
 mod operation;
 mod refs;
+#[cfg(feature = "telemetry")]
+pub(crate) use refs::percent_decode;
 
 use std::collections::BTreeMap;
 

@@ -178,8 +178,9 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// A URI fragment's percent escapes decoded (`%7B` → `{`); `None` if malformed.
-fn percent_decode(text: &str) -> Option<String> {
+/// Percent escapes decoded (`%7B` → `{`); `None` if malformed. Also the decoding of
+/// `OTEL_EXPORTER_OTLP_HEADERS` values.
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

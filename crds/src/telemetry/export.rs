@@ -37,7 +37,8 @@ pub fn headers(text: &str) -> Result<HashMap<String, String>, TelemetryError> {
         };
         let (key, value) = pair.split_once('=').ok_or_else(|| invalid("no ="))?;
         let key = key.trim();
-        let value = percent_decode(value.trim()).ok_or_else(|| invalid("a bad %-escape"))?;
+        let value = crate::openapi::percent_decode(value.trim())
+            .ok_or_else(|| invalid("a bad %-escape"))?;
         if key.is_empty()
             || http::HeaderName::from_bytes(key.as_bytes()).is_err()
             || http::HeaderValue::from_str(&value).is_err()
@@ -47,23 +48,6 @@ pub fn headers(text: &str) -> Result<HashMap<String, String>, TelemetryError> {
         out.insert(key.to_string(), value);
     }
     Ok(out)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[derive(Debug)]

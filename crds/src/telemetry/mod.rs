@@ -36,8 +36,9 @@ pub enum TelemetryError {
     Exporter(String),
 }
 
-/// The samplers of the specification this SDK implements.
-const SAMPLERS: [&str; 6] = [
+/// The samplers of the specification this SDK implements (the operator checks its flags
+/// against the same list).
+pub const SAMPLERS: [&str; 6] = [
     "always_on",
     "always_off",
     "traceidratio",

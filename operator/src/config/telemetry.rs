@@ -20,15 +20,9 @@ pub const CAPTURE_MESSAGE_CONTENT: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_ME
 /// Prices per model, for the runtime's estimated cost metric.
 pub const MODEL_PRICES: &str = "AGENTRY_MODEL_PRICES";
 
-/// Samplers of the OpenTelemetry specification that need no extra service.
-pub const SAMPLERS: [&str; 6] = [
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-];
+/// Samplers of the OpenTelemetry specification that need no extra service: the ones the
+/// runtime and the operator build.
+pub use agentry_crds::telemetry::SAMPLERS;
 
 /// The runtimes' telemetry, as the operator was started with it.
 #[derive(Clone, Debug, Default, PartialEq, clap::Args)]
