@@ -167,20 +167,23 @@ impl PyA2aServer {
 
     /// The `traceparent` of each request that carried one.
     pub fn traceparents(&self) -> Vec<String> {
-        self.process
-            .log()
-            .lines()
-            .filter_map(|l| l.strip_prefix("TRACE "))
-            .map(str::to_string)
-            .collect()
+        self.logged("TRACE ")
     }
 
     /// The requests it logged: `REQ <method> depth=<n> version=<A2A-Version>` lines.
     pub fn requests(&self) -> Vec<String> {
+        self.logged("REQ ")
+            .into_iter()
+            .map(|l| format!("REQ {l}"))
+            .collect()
+    }
+
+    /// What follows `prefix` on each log line that starts with it.
+    fn logged(&self, prefix: &str) -> Vec<String> {
         self.process
             .log()
             .lines()
-            .filter(|l| l.starts_with("REQ "))
+            .filter_map(|l| l.strip_prefix(prefix))
             .map(str::to_string)
             .collect()
     }

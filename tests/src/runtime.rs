@@ -401,3 +401,50 @@ pub fn start_process(
         .to_string();
     (p, format!("http://{addr}"))
 }
+
+/// The configuration the process suites give a runtime `name` in `namespace`: Claude 3 Haiku
+/// in us-east-1, 512 tokens, a 20 s timeout, `tools`.
+pub fn process_config(
+    name: &str,
+    namespace: &str,
+    tools: Vec<agentry_crds::runtime_config::ToolConfig>,
+) -> RuntimeConfig {
+    use agentry_crds::runtime_config::{AgentIdentity, ModelConfig, RUNTIME_CONFIG_API_VERSION};
+    RuntimeConfig {
+        api_version: RUNTIME_CONFIG_API_VERSION.into(),
+        agent: AgentIdentity {
+            name: name.into(),
+            namespace: namespace.into(),
+            description: None,
+        },
+        model: ModelConfig {
+            id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            region: Some("us-east-1".into()),
+            max_tokens: 512,
+            temperature: None,
+            top_p: None,
+            stop_sequences: vec![],
+            guardrail: None,
+            prompt_caching: false,
+        },
+        system_prompt: format!("You are agent {name}."),
+        limits: agentry_crds::limits::EffectiveLimits {
+            timeout_seconds: 20,
+            ..agentry_crds::limits::EffectiveLimits::default()
+        },
+        tools,
+    }
+}
+
+/// Writes `config` to a file of its own (tests of one binary run at once) for `--config`.
+pub fn write_config(config: &RuntimeConfig) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "agentry-config-{}-{n}-{}.json",
+        std::process::id(),
+        config.agent.name
+    ));
+    std::fs::write(&path, config.to_json()).expect("config file");
+    path
+}

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agentry_crds::HttpMethod;
-use agentry_crds::limits::EffectiveLimits;
 use agentry_crds::runtime_config::*;
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
 use agentry_tests::process::{Process, binary};
@@ -16,33 +15,9 @@ use agentry_tests::runtime::{ToolBehaviour, ToolServer};
 use serde_json::{Value, json};
 
 fn write_config(name: &str, tools: Vec<ToolConfig>) -> PathBuf {
-    let config = RuntimeConfig {
-        api_version: RUNTIME_CONFIG_API_VERSION.into(),
-        agent: AgentIdentity {
-            name: name.into(),
-            namespace: "e2e".into(),
-            description: None,
-        },
-        model: ModelConfig {
-            id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
-            region: Some("us-east-1".into()),
-            max_tokens: 512,
-            temperature: None,
-            top_p: None,
-            stop_sequences: vec![],
-            guardrail: None,
-            prompt_caching: false,
-        },
-        system_prompt: format!("You are agent {name}."),
-        limits: EffectiveLimits {
-            timeout_seconds: 20,
-            ..EffectiveLimits::default()
-        },
-        tools,
-    };
-    let path = std::env::temp_dir().join(format!("agentry-e2e-{}-{name}.json", std::process::id()));
-    std::fs::write(&path, config.to_json()).unwrap();
-    path
+    agentry_tests::runtime::write_config(&agentry_tests::runtime::process_config(
+        name, "e2e", tools,
+    ))
 }
 
 /// Starts `agentry-runtime --config <file>` on a free port and returns it with its URL.

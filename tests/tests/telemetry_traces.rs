@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agentry_crds::HttpMethod;
-use agentry_crds::limits::EffectiveLimits;
 use agentry_crds::runtime_config::*;
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
 use agentry_tests::otlp::OtlpReceiver;
@@ -24,39 +23,10 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 fn write_config(name: &str, tools: Vec<ToolConfig>) -> PathBuf {
-    let config = RuntimeConfig {
-        api_version: RUNTIME_CONFIG_API_VERSION.into(),
-        agent: AgentIdentity {
-            name: name.into(),
-            namespace: "traces".into(),
-            description: None,
-        },
-        model: ModelConfig {
-            id: MODEL.into(),
-            region: Some("us-east-1".into()),
-            max_tokens: 512,
-            temperature: Some(0.5),
-            top_p: None,
-            stop_sequences: vec![],
-            guardrail: None,
-            prompt_caching: false,
-        },
-        system_prompt: format!("You are the secret agent {name}."),
-        limits: EffectiveLimits {
-            timeout_seconds: 20,
-            ..EffectiveLimits::default()
-        },
-        tools,
-    };
-    // Unique per call: the tests of this file run at once and each has its own "b".
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!(
-        "agentry-traces-{}-{n}-{name}.json",
-        std::process::id()
-    ));
-    std::fs::write(&path, config.to_json()).unwrap();
-    path
+    let mut config = agentry_tests::runtime::process_config(name, "traces", tools);
+    config.model.temperature = Some(0.5);
+    config.system_prompt = format!("You are the secret agent {name}.");
+    agentry_tests::runtime::write_config(&config)
 }
 
 fn http_tool(url: String) -> ToolConfig {

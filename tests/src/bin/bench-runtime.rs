@@ -245,27 +245,9 @@ async fn main() {
         println!("{}", serde_json::to_string(&side).unwrap());
         return;
     }
-    if args.first().map(String::as_str) == Some("kinds") {
-        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
-        let words = if words.is_empty() {
-            vec!["0", "16", "8000", "json"]
-        } else {
-            words
-        };
-        let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
-        return compare_kinds(&setup().await, &s).await;
-    }
-    if args.first().map(String::as_str) == Some("protocols") {
-        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
-        let words = if words.is_empty() {
-            vec!["0", "16", "8000", "json"]
-        } else {
-            words
-        };
-        let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
-        return compare_protocols(&setup().await, &s).await;
-    }
-    if args.first().map(String::as_str) == Some("tracing") {
+    let mode = args.first().map(String::as_str);
+    if let Some(mode @ ("kinds" | "protocols" | "tracing")) = mode {
+        // The comparisons' scenario: the words after the mode, or 0 ms, 16 in flight.
         let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
         let words = if words.is_empty() {
             vec!["0", "16", "8000", "json"]
@@ -274,13 +256,19 @@ async fn main() {
         };
         let s = Scenario::parse(&words).unwrap_or_else(|e| panic!("{e}"));
         let setup = setup().await;
-        return tracing::compare(&s, |bin, env| {
-            *setup.variant.lock().unwrap() = (bin, env);
-            let setup = &setup;
-            let s = &s;
-            async move { setup.run_runtime(s, Kind::Http, Protocol::Invoke).await }
-        })
-        .await;
+        return match mode {
+            "kinds" => compare_kinds(&setup, &s).await,
+            "protocols" => compare_protocols(&setup, &s).await,
+            _ => {
+                tracing::compare(&s, |bin, env| {
+                    *setup.variant.lock().unwrap() = (bin, env);
+                    let setup = &setup;
+                    let s = &s;
+                    async move { setup.run_runtime(s, Kind::Http, Protocol::Invoke).await }
+                })
+                .await
+            }
+        };
     }
     let scenarios = if args.is_empty() {
         Scenario::matrix()
