@@ -18,6 +18,9 @@ use crate::metrics::Metrics;
 use crate::telemetry::{Telemetry, Trace};
 use crate::tools::{CallContext, Toolbox};
 
+mod pending;
+use pending::{Call, Pending};
+
 /// Everything an invocation needs, built once at start.
 pub struct Runtime {
     /// The configuration.
@@ -90,64 +93,6 @@ impl Progress {
             input_tokens: self.input_tokens.load(Ordering::Relaxed),
             cached_input_tokens: self.cached_input_tokens.load(Ordering::Relaxed),
             output_tokens: self.output_tokens.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Records a model or tool call in the metrics as `cancelled` if it is dropped before it ends
-/// (the client went away), so no call goes uncounted.
-struct Pending<'a> {
-    metrics: &'a Metrics,
-    what: Call<'a>,
-    started: Instant,
-    armed: bool,
-    span: Trace,
-}
-
-enum Call<'a> {
-    Model(&'a str),
-    Tool(&'a str),
-}
-
-impl<'a> Pending<'a> {
-    fn new(metrics: &'a Metrics, what: Call<'a>, span: Trace) -> Self {
-        Self {
-            metrics,
-            what,
-            started: Instant::now(),
-            armed: true,
-            span,
-        }
-    }
-
-    /// The call ended with `outcome` (model calls; tool calls are recorded by the caller);
-    /// its span ends.
-    fn ended(mut self, outcome: &str) {
-        self.armed = false;
-        if let Call::Model(model) = self.what {
-            self.metrics
-                .bedrock_call(model, outcome, self.started.elapsed());
-        }
-        self.span.end();
-    }
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        self.span
-            .fail("cancelled", "the invocation ended before this call did");
-        self.span.end();
-        match self.what {
-            Call::Model(model) => {
-                self.metrics
-                    .bedrock_call(model, "cancelled", self.started.elapsed())
-            }
-            Call::Tool(tool) => self
-                .metrics
-                .tool_call(tool, "cancelled", self.started.elapsed()),
         }
     }
 }

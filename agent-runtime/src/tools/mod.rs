@@ -20,6 +20,7 @@ mod lambda;
 pub mod mcp;
 pub mod openapi;
 pub mod schema;
+mod setup;
 mod sigv4;
 
 pub use aws::{CredentialsError, load_aws, needs_aws};
@@ -27,17 +28,16 @@ pub use aws::{CredentialsError, load_aws, needs_aws};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentry_crds::runtime_config::{AuthConfig, HeaderConfig, RuntimeConfig, ToolKindConfig};
+use agentry_crds::runtime_config::{RuntimeConfig, ToolKindConfig};
 use futures::future::BoxFuture;
-use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::bedrock::ToolSpec;
 use crate::conversation::{ToolResult, ToolUse};
 use crate::metrics::McpMetrics;
-use auth::Auth;
 use aws::AwsTools;
-use catalog::{Catalog, Entry};
+use catalog::Catalog;
+use setup::{Built, Setup, headers, seconds};
 
 /// Key under which a streamed tool input that was not valid JSON is reported to the tool step.
 pub const MALFORMED_INPUT_KEY: &str = "__agentry_malformed_input";
@@ -185,24 +185,6 @@ pub fn agent_input_schema() -> Value {
         "properties": {"input": {"type": "string", "description": "The question or task for the other agent, in plain language."}},
         "required": ["input"]
     })
-}
-
-/// What every kind's builder gets.
-struct Setup<'a> {
-    index: usize,
-    name: &'a str,
-    description: &'a str,
-    client: &'a reqwest::Client,
-    catalog: &'a Arc<Catalog>,
-    metrics: &'a McpMetrics,
-    /// The pod's AWS configuration, when a tool needs it.
-    aws: Option<&'a AwsTools>,
-}
-
-/// A kind built from its configuration, and its background work if it has any.
-struct Built {
-    kind: Arc<dyn ToolKind>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Toolbox {
@@ -398,41 +380,6 @@ impl Toolbox {
     }
 }
 
-/// A tool's headers, with secret values taken from the environment.
-fn headers(
-    tool: &str,
-    configured: &[HeaderConfig],
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, ToolsError> {
-    let mut out = Vec::new();
-    for header in configured {
-        let bad = || ToolsError::BadHeader {
-            tool: tool.to_string(),
-            header: header.name.clone(),
-        };
-        let value = match (&header.value, &header.value_from_env) {
-            (Some(v), _) => v.clone(),
-            (None, Some(var)) => env(var).ok_or_else(|| ToolsError::MissingSecret {
-                tool: tool.to_string(),
-                header: header.name.clone(),
-                var: var.clone(),
-            })?,
-            (None, None) => String::new(),
-        };
-        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| bad())?;
-        let mut value = HeaderValue::from_str(&value).map_err(|_| bad())?;
-        // Never printed by Debug, so never in logs.
-        value.set_sensitive(header.value_from_env.is_some());
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
-/// A tool's timeout from its configuration (at least a second).
-fn seconds(timeout: u32) -> Duration {
-    Duration::from_secs(u64::from(timeout.max(1)))
-}
-
 /// Reads a response body up to [`MAX_RESPONSE_BYTES`]; says whether it was cut.
 async fn read_capped(mut response: reqwest::Response) -> Result<(Vec<u8>, bool), reqwest::Error> {
     let mut body = Vec::new();
@@ -444,44 +391,4 @@ async fn read_capped(mut response: reqwest::Response) -> Result<(Vec<u8>, bool),
         }
     }
     Ok((body, false))
-}
-
-impl Setup<'_> {
-    /// The authentication of a tool's HTTP requests, from its `auth` configuration: SigV4 with
-    /// the pod's credentials (one cache for every tool), for the configured region, else the
-    /// chain's. For every kind that sends through [`http::execute`].
-    pub(super) fn auth(&self, config: Option<&AuthConfig>) -> Result<Auth, ToolsError> {
-        match config {
-            None => Ok(Auth::none()),
-            Some(AuthConfig::AwsSigV4(sig)) => {
-                let aws = self
-                    .aws
-                    .ok_or_else(|| ToolsError::NoAws(self.name.to_string()))?;
-                Ok(Auth::SigV4(sigv4::SigV4::new(
-                    aws.credentials.clone(),
-                    sig.region.clone().or_else(|| aws.region()),
-                    sig.service,
-                )))
-            }
-        }
-    }
-
-    /// The single entry of a one-tool kind (http, agent), offered from the start.
-    fn offer_one(&self, kind: Arc<dyn ToolKind>, input_schema: Value, timeout: u32, what: &str) {
-        self.catalog.set(
-            self.index,
-            vec![Entry {
-                spec: ToolSpec {
-                    name: self.name.to_string(),
-                    description: self.description.to_string(),
-                    input_schema,
-                },
-                kind,
-                target: self.name.to_string(),
-                timeout: seconds(timeout),
-                origin: format!("{what} tool {}", self.name),
-                plain: true,
-            }],
-        );
-    }
 }
