@@ -5,7 +5,8 @@
 //! - [`bedrock`]: Converse and ConverseStream through the AWS SDK;
 //! - [`tools`]: the tools (HTTP, agent, MCP, Lambda) and their execution;
 //! - [`server`]: the HTTP API; [`listener`]: connections, their timeouts and the drain;
-//!   [`metrics`]: Prometheus.
+//!   [`metrics`]: Prometheus;
+//! - [`session`]: conversations kept in a Redis-compatible store (`sessionId`).
 
 pub mod bedrock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod machine;
 pub mod metrics;
 pub mod prices;
 pub mod server;
+pub mod session;
 pub mod telemetry;
 pub mod tools;
 

@@ -337,6 +337,22 @@ impl Metrics {
         m
     }
 
+    /// These metrics plus the session store's.
+    pub fn with_store(mut self, store: &crate::session::StoreMetrics) -> Self {
+        let r = self.registry.sub_registry_with_prefix("agentry_runtime");
+        r.register(
+            "session_store_requests",
+            "Session store calls by op (acquire, renew, release, commit, read, delete) and outcome",
+            store.requests.clone(),
+        );
+        r.register(
+            "session_store_request_duration_seconds",
+            "Duration of session store calls by op",
+            store.seconds.clone(),
+        );
+        self
+    }
+
     /// These metrics for an Agent calling `model` (priced at `price`, when known) with at most
     /// `max_concurrent` invocations in flight.
     pub fn for_agent(mut self, model: &str, price: Option<Price>, max_concurrent: u32) -> Self {

@@ -17,6 +17,7 @@
 //!   client.
 //! - [`prometheus`]: promtool and Prometheus' PromQL parser (built from Go modules, cached), and
 //!   the metric families a `/metrics` page describes.
+//! - [`redis`]: a real redis-server per test (the session store), with stop, pause and restart.
 //! - [`node`]: cached npm packages (`tests/js`, Playwright) and Debian's Chromium, for the
 //!   browser suite of the chat page.
 
@@ -41,5 +42,6 @@ pub mod otlp;
 pub mod process;
 pub mod prometheus;
 pub mod python;
+pub mod redis;
 pub mod runtime;
 pub mod sigv4;

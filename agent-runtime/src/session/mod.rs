@@ -1,0 +1,185 @@
+//! Sessions: conversations kept in a Redis-compatible store, so a client sends only its new
+//! input and any replica continues the conversation.
+//!
+//! An invocation on a session takes the session's *lease* and loads it in one round trip
+//! ([`Sessions::acquire`]); a second invocation meanwhile, on any replica, is refused as
+//! [`SessionError::Busy`]. The lease is renewed while the invocation runs
+//! ([`Sessions::while_held`]). At the end, the new messages are appended and the lease given
+//! back in one atomic script ([`Sessions::commit`]), which checks the lease token and the
+//! version first, so a holder that lost its lease cannot write; a failed invocation releases
+//! without writing ([`Sessions::release`]), leaving the session as it was.
+//!
+//! - [`store`]: the connection, timeouts, key layout and metrics;
+//! - [`scripts`]: the Lua scripts, each validating before its first write;
+//! - [`record`]: the stored shapes (schema 1);
+//! - [`trim`]: where history may be cut (`maxMessages`), without I/O.
+
+pub mod record;
+pub mod scripts;
+pub mod store;
+pub mod trim;
+
+mod ops;
+
+use std::time::Duration;
+
+pub use ops::{Commit, Lease, Loaded, Snapshot};
+pub use store::{Store, StoreError, StoreMetrics};
+
+/// Why a session operation failed. Each variant has one [`code`](SessionError::code), which
+/// the HTTP API maps to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The store did not answer in time.
+    #[error("the session store did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The store cannot be reached.
+    #[error("the session store cannot be reached")]
+    Unavailable(#[source] redis::RedisError),
+    /// The store answered with an error.
+    #[error("the session store refused the request")]
+    Refused(#[source] redis::RedisError),
+    /// The store's answer is not what the script returns.
+    #[error("the session store gave an unexpected reply to {0}")]
+    Reply(&'static str),
+    /// The stored session cannot be read.
+    #[error("the stored session cannot be read")]
+    Record(#[from] record::RecordError),
+    /// Another invocation holds the session.
+    #[error("another invocation is running on this session ({holder}); retry in {} ms", .retry_after.as_millis())]
+    Busy {
+        /// The holder's pod and invocation id.
+        holder: String,
+        /// When its lease runs out, if it is not renewed.
+        retry_after: Duration,
+    },
+    /// The invocation's lease ran out (or was never renewed) and another may hold it now.
+    #[error("this invocation lost its lease on the session; nothing was saved")]
+    LockLost,
+    /// The session changed since it was loaded (the lease was lost in between).
+    #[error("the session changed since this invocation loaded it; nothing was saved")]
+    Conflict,
+    /// No such session (never created, expired or deleted).
+    #[error("no such session: it was never created, it expired, or it was deleted")]
+    NotFound,
+}
+
+impl SessionError {
+    /// The error code clients see; also the `outcome` label of the store metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Timeout(_)
+            | Self::Unavailable(_)
+            | Self::Refused(_)
+            | Self::Reply(_)
+            | Self::Record(_) => "session_store_unavailable",
+            Self::Busy { .. } => "session_busy",
+            Self::LockLost | Self::Conflict => "session_lock_lost",
+            Self::NotFound => "session_not_found",
+        }
+    }
+
+    /// The `outcome` label of a store call that failed this way (bounded).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Unavailable(_) => "unavailable",
+            Self::Refused(_) | Self::Reply(_) | Self::Record(_) => "error",
+            Self::Busy { .. } => "busy",
+            Self::LockLost => "lock_lost",
+            Self::Conflict => "conflict",
+            Self::NotFound => "not_found",
+        }
+    }
+}
+
+/// A session id a client chose: 1–128 characters of `A-Z a-z 0-9 . _ : -`, starting with a
+/// letter or digit (no `{`, `}` or `/`, which would break the store's key layout).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Checks `id`; the error says what a valid one looks like.
+    pub fn parse(id: &str) -> Result<Self, String> {
+        let ok = !id.is_empty()
+            && id.len() <= 128
+            && id.as_bytes()[0].is_ascii_alphanumeric()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if ok {
+            Ok(Self(id.to_string()))
+        } else {
+            Err(format!(
+                "sessionId {id:?} must be 1-128 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit (a random UUID works)"
+            ))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How sessions behave.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A session expires this long after its last commit.
+    pub ttl: Duration,
+    /// Most messages kept; older whole turns are dropped at commit ([`trim::cut`]).
+    pub max_messages: usize,
+    /// How long a lease lasts unless renewed (renewed every third of it).
+    pub lease: Duration,
+    /// The name of this replica, shown to a client refused as busy.
+    pub pod: String,
+}
+
+/// The sessions of one Agent in one store.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Store,
+    namespace: String,
+    agent: String,
+    options: Options,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_that_would_break_the_key_layout_are_refused_with_the_rule() {
+        for good in [
+            "c0ffee-42",
+            "a",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "x.y_z:1",
+        ] {
+            assert!(SessionId::parse(good).is_ok(), "{good}");
+        }
+        let long = "a".repeat(129);
+        for bad in ["", "-a", "a}b", "a/b", "a b", "ü", long.as_str()] {
+            let e = SessionId::parse(bad).unwrap_err();
+            assert!(e.contains("1-128 characters"), "{e}");
+        }
+    }
+
+    #[test]
+    fn store_failures_share_one_code_and_keep_distinct_outcomes() {
+        let t = SessionError::Timeout(Duration::from_secs(2));
+        assert_eq!(
+            (t.code(), t.outcome()),
+            ("session_store_unavailable", "timeout")
+        );
+        assert_eq!(
+            t.to_string(),
+            "the session store did not answer within 2000 ms"
+        );
+        let b = SessionError::Busy {
+            holder: "pod-a".into(),
+            retry_after: Duration::from_millis(1500),
+        };
+        assert_eq!(b.code(), "session_busy");
+    }
+}

@@ -1,0 +1,348 @@
+//! The session operations: acquire and load, renew, release, commit, read and delete, each one
+//! script and one round trip.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::record::{self, Meta, State};
+use super::scripts;
+use super::store::{self, Keys, Store};
+use super::{Options, SessionError, SessionId, Sessions, trim};
+use crate::conversation::Message;
+
+/// A held lease on one session: what its commit or release proves it with.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    keys: Keys,
+    /// `"<token> <pod> <invocation id>"`.
+    value: String,
+    /// The invocation holding it; a commit retried after an unclear failure is recognised by it.
+    pub invocation_id: String,
+}
+
+/// A session as an invocation finds it, with the lease it now holds.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The lease.
+    pub lease: Lease,
+    /// The state hash (version 0: a new session).
+    pub state: State,
+    /// The committed messages.
+    pub messages: Vec<Message>,
+}
+
+/// What a commit writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Commit {
+    /// The version loaded; the commit fails if the session moved since.
+    pub expected_version: u64,
+    /// Messages to drop from the front of the stored list first.
+    pub drop_front: usize,
+    /// The new bookkeeping.
+    pub meta: Meta,
+    /// Messages to append.
+    pub messages: Vec<Message>,
+}
+
+impl Commit {
+    /// The commit of one turn: the settled part of `new` ([`trim::settled`]) appended to the
+    /// loaded history, trimmed to `max_messages` whole turns.
+    pub fn turn(loaded: &Loaded, new: &[Message], max_messages: usize, now_ms: u64) -> Self {
+        let new = &new[..trim::settled(new)];
+        let all: Vec<Message> = loaded.messages.iter().chain(new).cloned().collect();
+        let drop = trim::cut(&all, max_messages);
+        let m = &loaded.state.meta;
+        Self {
+            expected_version: loaded.state.version,
+            // Dropping past the stored part would drop new messages: cut keeps the last turn.
+            drop_front: drop.min(loaded.messages.len()),
+            meta: Meta {
+                created_at_ms: if loaded.state.version == 0 {
+                    now_ms
+                } else {
+                    m.created_at_ms
+                },
+                updated_at_ms: now_ms,
+                turns: m.turns + 1,
+            },
+            messages: new.to_vec(),
+        }
+    }
+}
+
+/// A session read without its lease (`GET /v1/sessions/{id}`).
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    /// The state hash.
+    pub state: State,
+    /// The committed messages.
+    pub messages: Vec<Message>,
+    /// Time left before it expires (`None`: nothing committed yet).
+    pub expires_in: Option<Duration>,
+    /// Whether an invocation holds it now.
+    pub running: bool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// 128 bits unlikely to repeat across replicas and restarts: a lease token fences writers, it
+/// guards no secret.
+fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt ^ n);
+        h.write_u128(now_ms().into());
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn busy(holder: &Value, pttl: &Value) -> SessionError {
+    let holder = store::text(holder).unwrap_or_default();
+    // The value is "<token> <pod> <invocation>": the token is not shown.
+    let shown = holder.split_once(' ').map_or("", |(_, rest)| rest);
+    SessionError::Busy {
+        holder: shown.replace(' ', ", invocation "),
+        retry_after: Duration::from_millis(store::int(pttl).unwrap_or(1000).max(1) as u64),
+    }
+}
+
+impl Sessions {
+    /// The sessions of Agent `namespace/agent` in `store`.
+    pub fn new(store: Store, namespace: &str, agent: &str, options: Options) -> Self {
+        Self {
+            store,
+            namespace: namespace.into(),
+            agent: agent.into(),
+            options,
+        }
+    }
+
+    /// How sessions behave.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn keys(&self, id: &SessionId) -> Keys {
+        Keys::new(&self.namespace, &self.agent, id.as_str())
+    }
+
+    /// Takes the lease of session `id` for `invocation_id` and loads it (a new id: an empty
+    /// session at version 0).
+    pub async fn acquire(
+        &self,
+        id: &SessionId,
+        invocation_id: &str,
+    ) -> Result<Loaded, SessionError> {
+        let keys = self.keys(id);
+        let value = format!("{} {} {invocation_id}", token(), self.options.pod);
+        let reply = self
+            .store
+            .observed("acquire", async {
+                let mut inv = scripts::ACQUIRE.prepare_invoke();
+                keys.add_to(&mut inv)
+                    .arg(&value)
+                    .arg(ms(self.options.lease));
+                let reply = self.store.run(&inv).await?;
+                match reply {
+                    Value::Array(v)
+                        if v.len() == 3 && store::text(&v[0]).as_deref() == Some("busy") =>
+                    {
+                        Err(busy(&v[1], &v[2]))
+                    }
+                    Value::Array(v) if v.len() == 4 => Ok(v),
+                    _ => Err(SessionError::Reply("acquire")),
+                }
+            })
+            .await?;
+        let lease = Lease {
+            keys,
+            value,
+            invocation_id: invocation_id.into(),
+        };
+        let loaded = (|| {
+            let fields = store::pairs(&reply[1]).ok_or(SessionError::Reply("acquire"))?;
+            let raw = store::texts(&reply[2]).ok_or(SessionError::Reply("acquire"))?;
+            Ok::<_, SessionError>((State::from_fields(fields)?, record::decode(raw)?))
+        })();
+        match loaded {
+            Ok((state, messages)) => Ok(Loaded {
+                lease,
+                state,
+                messages,
+            }),
+            Err(e) => {
+                // Unreadable: give the lease back rather than block the session for a lease.
+                let _ = self.release(&lease).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Extends the lease; [`SessionError::LockLost`] when it is no longer this holder's.
+    pub async fn renew(&self, lease: &Lease) -> Result<(), SessionError> {
+        self.store
+            .observed("renew", async {
+                let mut inv = scripts::RENEW.prepare_invoke();
+                inv.key(&lease.keys.lock)
+                    .arg(&lease.value)
+                    .arg(ms(self.options.lease));
+                match store::int(&self.store.run(&inv).await?) {
+                    Some(1) => Ok(()),
+                    Some(0) => Err(SessionError::LockLost),
+                    _ => Err(SessionError::Reply("renew")),
+                }
+            })
+            .await
+    }
+
+    /// Runs `work` while renewing `lease` every third of the lease time. Ends early with
+    /// [`SessionError::LockLost`] (dropping `work`) when the lease is lost, or when no renewal
+    /// succeeded for a whole lease time: another invocation may hold the session by then.
+    pub async fn while_held<T>(
+        &self,
+        lease: &Lease,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, SessionError> {
+        let every = self.options.lease / 3;
+        let renewing = async {
+            let mut last_ok = Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                match self.renew(lease).await {
+                    Ok(()) => last_ok = Instant::now(),
+                    Err(SessionError::LockLost) => return SessionError::LockLost,
+                    Err(e) => {
+                        tracing::warn!(error = %crate::error_chain(&e), "session lease renewal failed");
+                        if last_ok.elapsed() + every >= self.options.lease {
+                            return SessionError::LockLost;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            done = work => Ok(done),
+            lost = renewing => Err(lost),
+        }
+    }
+
+    /// Gives the lease back without writing (a failed invocation). A lease already lost is
+    /// no error.
+    pub async fn release(&self, lease: &Lease) -> Result<(), SessionError> {
+        self.store
+            .observed("release", async {
+                let mut inv = scripts::RELEASE.prepare_invoke();
+                lease.keys.add_to(&mut inv).arg(&lease.value);
+                self.store.run(&inv).await.map(|_| ())
+            })
+            .await
+    }
+
+    /// Writes `commit` and gives the lease back, atomically. An unclear failure (a timeout,
+    /// a dropped connection) is retried once; the store recognises a commit that had landed.
+    /// Returns the new version.
+    pub async fn commit(&self, lease: &Lease, commit: &Commit) -> Result<u64, SessionError> {
+        let meta = serde_json::to_string(&commit.meta).unwrap_or_default();
+        let messages: Vec<String> = commit.messages.iter().map(record::encode).collect();
+        let attempt = || {
+            self.store.observed("commit", async {
+                let mut inv = scripts::COMMIT.prepare_invoke();
+                lease
+                    .keys
+                    .add_to(&mut inv)
+                    .arg(&lease.value)
+                    .arg(commit.expected_version)
+                    .arg(&lease.invocation_id)
+                    .arg(ms(self.options.ttl))
+                    .arg(commit.drop_front)
+                    .arg("")
+                    .arg(&meta)
+                    .arg("");
+                for m in &messages {
+                    inv.arg(m);
+                }
+                match store::text(&self.store.run(&inv).await?).as_deref() {
+                    Some("ok" | "already") => Ok(commit.expected_version + 1),
+                    Some("lock_lost") => Err(SessionError::LockLost),
+                    Some("conflict") => Err(SessionError::Conflict),
+                    _ => Err(SessionError::Reply("commit")),
+                }
+            })
+        };
+        match attempt().await {
+            Err(SessionError::Timeout(_) | SessionError::Unavailable(_)) => attempt().await,
+            other => other,
+        }
+    }
+
+    /// Reads session `id` without its lease; `None` when there is no such session.
+    pub async fn read(&self, id: &SessionId) -> Result<Option<Snapshot>, SessionError> {
+        let keys = self.keys(id);
+        self.store
+            .observed("read", async {
+                let mut inv = scripts::READ.prepare_invoke();
+                keys.add_to(&mut inv);
+                let Value::Array(v) = self.store.run(&inv).await? else {
+                    return Err(SessionError::Reply("read"));
+                };
+                let [fields, raw, pttl, holder] = v.as_slice() else {
+                    return Err(SessionError::Reply("read"));
+                };
+                let fields = store::pairs(fields).ok_or(SessionError::Reply("read"))?;
+                let running = store::text(holder).is_some();
+                if fields.is_empty() && !running {
+                    return Ok(None);
+                }
+                let raw = store::texts(raw).ok_or(SessionError::Reply("read"))?;
+                let pttl = store::int(pttl).unwrap_or(-1);
+                Ok(Some(Snapshot {
+                    state: State::from_fields(fields)?,
+                    messages: record::decode(raw)?,
+                    expires_in: u64::try_from(pttl).ok().map(Duration::from_millis),
+                    running,
+                }))
+            })
+            .await
+    }
+
+    /// Deletes session `id` unless an invocation holds it.
+    pub async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
+        let keys = self.keys(id);
+        self.store
+            .observed("delete", async {
+                let mut inv = scripts::DELETE.prepare_invoke();
+                keys.add_to(&mut inv);
+                let Value::Array(v) = self.store.run(&inv).await? else {
+                    return Err(SessionError::Reply("delete"));
+                };
+                match (v.first().and_then(store::text).as_deref(), v.len()) {
+                    (Some("ok"), _) => Ok(()),
+                    (Some("not_found"), _) => Err(SessionError::NotFound),
+                    (Some("busy"), 3) => Err(busy(&v[1], &v[2])),
+                    _ => Err(SessionError::Reply("delete")),
+                }
+            })
+            .await
+    }
+}
+
+impl Options {
+    /// Defaults for a lease: 15 s.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+}

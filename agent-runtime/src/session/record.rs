@@ -1,0 +1,126 @@
+//! What a session looks like in the store (schema 1): the state hash's fields and one Converse
+//! message as JSON per list element. The scripts never parse JSON; only this module does, so a
+//! format change is one place and the `schema` field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::conversation::Message;
+
+/// The store format this build writes and reads.
+pub const SCHEMA: u32 = 1;
+
+/// Why a stored session cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A message element is not a Converse message.
+    #[error("stored message {index} is not a Converse message")]
+    Message {
+        /// Its index in the list.
+        index: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The `meta` field is not the expected JSON.
+    #[error("the stored session metadata is not valid")]
+    Meta(#[source] serde_json::Error),
+    /// The version field is not a number.
+    #[error("the stored session version {0:?} is not a number")]
+    Version(String),
+    /// Written by a newer runtime.
+    #[error("the session was written in store format {0}; this runtime reads format {SCHEMA}")]
+    Schema(String),
+}
+
+/// The `meta` field: bookkeeping the API shows (`GET /v1/sessions/{id}`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    /// When the first turn was committed, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// When the last turn was committed, Unix milliseconds.
+    pub updated_at_ms: u64,
+    /// Invocations committed.
+    pub turns: u64,
+}
+
+/// The state hash, read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    /// The version, incremented by every commit; 0 for a session never committed.
+    pub version: u64,
+    /// Bookkeeping.
+    pub meta: Meta,
+    /// A compaction summary of dropped history, when there is one.
+    pub summary: Option<String>,
+    /// A turn waiting for approval (JSON), when there is one.
+    pub pending: Option<String>,
+    /// The header of an interrupted invocation's checkpoint (JSON), when there is one.
+    pub checkpoint: Option<String>,
+    /// The id of the invocation committed last.
+    pub last_invocation: Option<String>,
+}
+
+impl State {
+    /// From the field/value pairs of `HGETALL` (empty for a new session).
+    pub fn from_fields(fields: Vec<(String, String)>) -> Result<Self, RecordError> {
+        let mut s = State::default();
+        for (k, v) in fields {
+            match k.as_str() {
+                "v" => s.version = v.parse().map_err(|_| RecordError::Version(v.clone()))?,
+                "schema" if v != SCHEMA.to_string() => return Err(RecordError::Schema(v)),
+                "meta" => s.meta = serde_json::from_str(&v).map_err(RecordError::Meta)?,
+                "summary" => s.summary = Some(v),
+                "pending" => s.pending = Some(v),
+                "checkpoint" => s.checkpoint = Some(v),
+                "lastInvocation" => s.last_invocation = Some(v),
+                // Fields of a later step this build does not use yet.
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// One message as stored.
+pub fn encode(m: &Message) -> String {
+    // A Message is plain data (strings, JSON values): serialising it cannot fail.
+    serde_json::to_string(m).unwrap_or_default()
+}
+
+/// The stored messages, in order.
+pub fn decode(raw: Vec<String>) -> Result<Vec<Message>, RecordError> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, m)| {
+            serde_json::from_str(m).map_err(|source| RecordError::Message { index, source })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_session_has_version_zero_and_no_fields() {
+        assert_eq!(State::from_fields(vec![]).unwrap(), State::default());
+    }
+
+    #[test]
+    fn a_session_of_a_newer_format_is_refused_with_both_formats_named() {
+        let e = State::from_fields(vec![("schema".into(), "2".into())]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the session was written in store format 2; this runtime reads format 1"
+        );
+    }
+
+    #[test]
+    fn messages_round_trip_through_their_stored_form() {
+        let m = Message::user_text("hello");
+        assert_eq!(decode(vec![encode(&m)]).unwrap(), vec![m]);
+        let e = decode(vec!["{}".into()]).unwrap_err();
+        assert!(e.to_string().contains("message 0"), "{e}");
+    }
+}
