@@ -238,6 +238,8 @@ pub fn runtime_config(
             .enumerate()
             .filter_map(|(i, t)| tool_config(namespace, spec, i, t, openapi))
             .collect(),
+        // Sessions have no Agent field yet (issue 13, step 3): the operator never sets them.
+        memory: None,
     }
 }
 #[cfg(test)]

@@ -39,6 +39,23 @@ pub struct RuntimeConfig {
     /// Tools with resolved endpoints.
     #[serde(default)]
     pub tools: Vec<ToolConfig>,
+    /// Sessions (conversations kept in a Redis-compatible store); absent: invocations are
+    /// stateless and `sessionId` is refused. Not set by the operator yet (no Agent field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryConfig>,
+}
+
+/// The session store and how sessions behave.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The environment variable holding the store's URL (`redis://` or `rediss://`, with
+    /// credentials): the URL is a secret, so it never appears here.
+    pub url_from_env: String,
+    /// A session expires this many seconds after its last turn (at least 1).
+    pub ttl_seconds: u32,
+    /// Most messages a session keeps; older whole turns are dropped (at least 2).
+    pub max_messages: u32,
 }
 
 /// Name and namespace of the Agent.
@@ -361,7 +378,25 @@ mod tests {
                     timeout_seconds: 30,
                 }),
             }],
+            memory: None,
         }
+    }
+
+    #[test]
+    fn memory_round_trips_and_is_not_written_when_absent() {
+        let mut c = sample();
+        assert!(!c.to_json().contains("memory"));
+        c.memory = Some(MemoryConfig {
+            url_from_env: "AGENTRY_MEMORY_URL".into(),
+            ttl_seconds: 86_400,
+            max_messages: 500,
+        });
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(
+            json["memory"],
+            serde_json::json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 86400, "maxMessages": 500})
+        );
+        assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
     }
 
     #[test]

@@ -433,6 +433,7 @@ pub fn process_config(
             ..agentry_crds::limits::EffectiveLimits::default()
         },
         tools,
+        memory: None,
     }
 }
 

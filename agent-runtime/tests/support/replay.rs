@@ -163,6 +163,7 @@ pub fn runtime_config() -> RuntimeConfig {
         system_prompt: "You tell people the top song on a radio station.".into(),
         limits: EffectiveLimits::default(),
         tools: vec![],
+        memory: None,
     }
 }
 

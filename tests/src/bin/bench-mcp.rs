@@ -82,6 +82,7 @@ fn config(tools: Vec<ToolConfig>) -> RuntimeConfig {
             max_concurrent_invocations: 16,
         },
         tools,
+        memory: None,
     }
 }
 

@@ -91,6 +91,7 @@ fn config(tools_url: &str, kind: Kind, in_flight: usize) -> RuntimeConfig {
             description: "Top song.".into(),
             kind: kind.config(tools_url),
         }],
+        memory: None,
     }
 }
 

@@ -33,6 +33,7 @@ pub fn config(tools: Vec<ToolConfig>, limits: EffectiveLimits) -> RuntimeConfig 
         system_prompt: "You tell people the top song on a radio station.".into(),
         limits,
         tools,
+        memory: None,
     }
 }
 
