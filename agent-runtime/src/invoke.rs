@@ -15,10 +15,12 @@ use crate::bedrock::{Bedrock, BedrockError, Overrides};
 use crate::conversation::{Message, ResultStatus, Usage};
 use crate::machine::{Loop, Next, StopReason};
 use crate::metrics::Metrics;
+use crate::session::Sessions;
 use crate::telemetry::{Telemetry, Trace};
 use crate::tools::{CallContext, Toolbox};
 
 mod pending;
+pub mod session;
 use pending::{Call, Pending};
 
 /// Everything an invocation needs, built once at start.
@@ -33,6 +35,8 @@ pub struct Runtime {
     pub metrics: Metrics,
     /// Traces.
     pub telemetry: Telemetry,
+    /// Sessions, when the Agent has memory.
+    pub sessions: Option<Sessions>,
 }
 
 /// What the client asked.
@@ -185,6 +189,17 @@ pub async fn invoke(
     events: Option<UnboundedSender<Event>>,
     progress: &Progress,
 ) -> Result<Summary, BedrockError> {
+    converse(rt, req, events, progress).await.map(|(s, _)| s)
+}
+
+/// Like [`invoke`], also giving the conversation as it ended: the request's messages, then
+/// the new ones (what a session commits).
+pub async fn converse(
+    rt: &Runtime,
+    req: Request,
+    events: Option<UnboundedSender<Event>>,
+    progress: &Progress,
+) -> Result<(Summary, Vec<Message>), BedrockError> {
     if req.trace.is_empty() {
         return run(rt, req, events, progress).await;
     }
@@ -197,7 +212,7 @@ async fn run(
     req: Request,
     events: Option<UnboundedSender<Event>>,
     progress: &Progress,
-) -> Result<Summary, BedrockError> {
+) -> Result<(Summary, Vec<Message>), BedrockError> {
     let mut state = Loop::new(req.messages, req.input.as_deref(), rt.config.limits);
     let mut tool_calls = Vec::new();
     let mut texts = Vec::new();
@@ -206,14 +221,15 @@ async fn run(
     loop {
         next = match next {
             Next::Done(stop_reason) => {
-                return Ok(Summary {
+                let summary = Summary {
                     output: state.output().to_string(),
                     stop_reason,
                     iterations: progress.model_calls.load(Ordering::Relaxed),
                     usage: state.usage(),
                     tool_calls,
                     texts,
-                });
+                };
+                return Ok((summary, state.into_messages()));
             }
             Next::CallModel => {
                 let remaining = req.deadline.saturating_duration_since(Instant::now());

@@ -100,6 +100,11 @@ pub struct Cli {
     /// `{"input", "output", "cacheRead", "cacheWrite"}` (the chart's `telemetry.modelPrices`).
     #[arg(long, env = "AGENTRY_MODEL_PRICES")]
     pub model_prices: Option<String>,
+
+    /// Seconds a session's lease lasts unless renewed (renewed every third of it while an
+    /// invocation runs): how long a session stays busy after its replica died.
+    #[arg(long, env = "AGENTRY_SESSION_LEASE_SECONDS", default_value_t = 15.0, value_parser = seconds)]
+    pub session_lease_seconds: f64,
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -174,6 +179,9 @@ pub enum RunError {
     /// The price table override cannot be used.
     #[error("model prices")]
     Prices(#[from] prices::PricesError),
+    /// The session store settings cannot be used.
+    #[error("sessions")]
+    Sessions(#[from] session::StoreError),
     /// The listener cannot be opened.
     #[error("listening on {0}")]
     Listen(SocketAddr, #[source] std::io::Error),
@@ -219,17 +227,31 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     if price.is_none() {
         tracing::info!(model = %config.model.id, "no price for this model: agentry_runtime_estimated_cost_usd_total stays empty (add it to AGENTRY_MODEL_PRICES)");
     }
-    let metrics = metrics::Metrics::with_mcp(tools.mcp_metrics()).for_agent(
-        &config.model.id,
-        price,
-        config.limits.max_concurrent_invocations,
-    );
+    let store_metrics = session::StoreMetrics::default();
+    let sessions = match &config.memory {
+        Some(memory) => Some(session::Sessions::from_config(
+            memory,
+            &config.agent,
+            |v| std::env::var(v).ok(),
+            Duration::from_secs_f64(cli.session_lease_seconds),
+            store_metrics.clone(),
+        )?),
+        None => None,
+    };
+    let metrics = metrics::Metrics::with_mcp(tools.mcp_metrics())
+        .with_store(&store_metrics)
+        .for_agent(
+            &config.model.id,
+            price,
+            config.limits.max_concurrent_invocations,
+        );
     let rt = Arc::new(invoke::Runtime {
         config,
         bedrock,
         metrics,
         tools,
         telemetry,
+        sessions,
     });
     let listener = listener::bind(cli.listen, options.connections.max_connections as u32)
         .map_err(|e| RunError::Listen(cli.listen, e))?;

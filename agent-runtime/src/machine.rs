@@ -127,6 +127,11 @@ impl Loop {
         &self.messages
     }
 
+    /// The conversation at the end (what a session keeps).
+    pub fn into_messages(self) -> Vec<Message> {
+        self.messages
+    }
+
     /// Model calls so far.
     pub fn iterations(&self) -> u32 {
         self.iterations

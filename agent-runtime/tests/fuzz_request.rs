@@ -521,7 +521,7 @@ proptest! {
         let body = parse_invoke(&bytes).map_err(|r| {
             TestCaseError::fail(format!("{r:?} for {}", String::from_utf8_lossy(&bytes)))
         })?;
-        prop_assert_eq!(body, InvokeBody { input, messages });
+        prop_assert_eq!(body, InvokeBody { input, messages, session_id: None });
     }
 
     #[test]

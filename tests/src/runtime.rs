@@ -218,12 +218,26 @@ async fn serve_on(
     let tools = Toolbox::with_aws(&config, |v| env.get(v).cloned(), aws).expect("tools");
     let sdk = sdk_config(bedrock).await;
     let client = Bedrock::with_sdk_config(&config, &sdk, max_reply_bytes).expect("bedrock client");
+    let store_metrics = agentry_runtime::session::StoreMetrics::default();
+    // Sessions as the binary builds them, the store URL taken from `env`.
+    let sessions = config.memory.as_ref().map(|m| {
+        agentry_runtime::session::Sessions::from_config(
+            m,
+            &config.agent,
+            |v| env.get(v).cloned(),
+            agentry_runtime::session::Options::DEFAULT_LEASE,
+            store_metrics.clone(),
+        )
+        .expect("session settings")
+    });
     let rt = Arc::new(Runtime {
         config,
         bedrock: client,
-        metrics: agentry_runtime::metrics::Metrics::with_mcp(tools.mcp_metrics()),
+        metrics: agentry_runtime::metrics::Metrics::with_mcp(tools.mcp_metrics())
+            .with_store(&store_metrics),
         tools,
         telemetry: agentry_runtime::telemetry::Telemetry::off(),
+        sessions,
     });
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

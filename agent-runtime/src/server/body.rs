@@ -11,6 +11,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::conversation::{self, Message};
+use crate::session::SessionId;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -50,6 +51,9 @@ pub struct InvokeBody {
     /// The conversation so far.
     #[serde(default)]
     pub messages: Vec<Message>,
+    /// The session that holds the conversation instead (the Agent must have memory).
+    #[serde(default, rename = "sessionId")]
+    pub session_id: Option<SessionId>,
 }
 
 /// Parses and checks a `/v1/invoke` body: a JSON object with `input` and/or `messages`, whose
@@ -68,6 +72,16 @@ pub fn parse_invoke(bytes: &[u8]) -> Result<InvokeBody, Refusal> {
         ))
     })?;
     let input = parsed.input.as_deref();
+    if parsed.session_id.is_some() && !parsed.messages.is_empty() {
+        return Err(Refusal::bad(
+            "with sessionId the session holds the conversation: send only input, the new user message",
+        ));
+    }
+    if parsed.session_id.is_some() && input.is_none() {
+        return Err(Refusal::bad(
+            "with sessionId give \"input\" (a non-empty string): the new user message",
+        ));
+    }
     if input.is_none() && parsed.messages.is_empty() {
         return Err(Refusal::bad(
             "give \"input\" (a non-empty string) or \"messages\" (a conversation to continue)",
@@ -186,6 +200,26 @@ mod tests {
                 .unwrap_err();
         assert_eq!(r.code, "invalid_conversation");
         assert!(r.message.starts_with("messages[0]"), "{}", r.message);
+    }
+
+    #[test]
+    fn a_session_id_takes_only_input_and_must_match_its_pattern() {
+        let b = parse_invoke(br#"{"sessionId": "c0ffee-42", "input": "hi"}"#).unwrap();
+        assert_eq!(b.session_id.unwrap().as_str(), "c0ffee-42");
+        let r = parse_invoke(
+            br#"{"sessionId": "s", "messages": [{"role": "user", "content": [{"text": "hi"}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(r.message.contains("send only input"), "{}", r.message);
+        let r = parse_invoke(br#"{"sessionId": "s"}"#).unwrap_err();
+        assert!(r.message.contains("give \"input\""), "{}", r.message);
+        let r = parse_invoke(br#"{"sessionId": "a/b", "input": "hi"}"#).unwrap_err();
+        assert_eq!(r.code, "invalid_request");
+        assert!(
+            r.message.contains("sessionId \"a/b\" must be"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! concurrency slot, so slow or broken clients cannot lock others out. The answer is JSON, or
 //! Server-Sent Events with `Accept: text/event-stream`. A client that goes away cancels its
 //! invocation (model and tool calls included) and is counted as `client_disconnected`.
+//!
+//! With `sessionId` the session's lease is taken and its history loaded before the answer
+//! starts (409 `session_busy`, 503 `session_store_unavailable`), and the turn is committed
+//! before the JSON answer or the stream's `done` event; a failed invocation writes nothing.
 
 use std::convert::Infallible;
 
@@ -9,18 +13,21 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use axum::body::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use super::body::{self, ReadFailure, Refusal};
 use super::invocation::{Invocation, Protocol};
 use super::sse;
-use super::{AppState, bedrock_error, error, retry_later};
-use crate::bedrock::BedrockError;
-use crate::invoke::{self, Request, Summary};
+use super::{AppState, bedrock_error, error, retry_later, sessions};
+use crate::invoke::session::{self, Held, Outcome};
+use crate::invoke::{self, Progress, Request, Runtime, Summary};
 use crate::machine::StopReason;
+use crate::session::SessionId;
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 
 const PATH: &str = "/v1/invoke";
@@ -86,6 +93,10 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
+    if parsed.session_id.is_some() && s.rt.sessions.is_none() {
+        inv.finish(400, "sessions_not_enabled");
+        return sessions::not_enabled();
+    }
     if !inv.admit() {
         inv.finish(429, "over_capacity");
         return retry_later(
@@ -98,6 +109,19 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
             1,
         );
     }
+    // The session's lease and history come before the answer starts, so a busy session or a
+    // store that is down is a plain 409 or 503, streaming or not.
+    let held = match (parsed.session_id, &s.rt.sessions) {
+        (Some(id), Some(store)) => match session::acquire(store, id, &inv.request_id).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                let response = sessions::session_error(&e);
+                inv.finish(response.status().as_u16(), e.code());
+                return response;
+            }
+        },
+        _ => None,
+    };
     let request = Request {
         input: parsed.input,
         messages: parsed.messages,
@@ -110,23 +134,59 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
     };
     if stream {
         inv.set_stream();
-        stream_response(s, request, inv)
+        stream_response(s, request, held, inv)
     } else {
-        json_response(s, request, inv).await
+        json_response(s, request, held, inv).await
     }
 }
 
-fn outcome(result: &Result<Summary, BedrockError>) -> String {
+/// The summary as answered: with the session's id when on a session.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+}
+
+async fn run(
+    rt: &Runtime,
+    request: Request,
+    held: Option<Held>,
+    events: Option<UnboundedSender<invoke::Event>>,
+    progress: &Progress,
+) -> (Outcome, Option<SessionId>) {
+    match held {
+        None => (
+            Ok(invoke::invoke(rt, request, events, progress).await),
+            None,
+        ),
+        Some(h) => {
+            let id = h.id().clone();
+            (h.run(rt, request, events, progress).await, Some(id))
+        }
+    }
+}
+
+fn outcome(result: &Outcome) -> String {
     match result {
-        Ok(s) => s.stop_reason.as_str().to_string(),
-        Err(e) => e.category().to_string(),
+        Ok(Ok(s)) => s.stop_reason.as_str().to_string(),
+        Ok(Err(e)) => e.category().to_string(),
+        Err(e) => e.code().to_string(),
     }
 }
 
-async fn json_response(s: &AppState, request: Request, mut inv: Invocation) -> Response {
-    let result = invoke::invoke(&s.rt, request, None, &inv.progress).await;
+async fn json_response(
+    s: &AppState,
+    request: Request,
+    held: Option<Held>,
+    mut inv: Invocation,
+) -> Response {
+    let (result, id) = run(&s.rt, request, held, None, &inv.progress).await;
     let response = match &result {
-        Ok(summary) if summary.stop_reason == StopReason::Deadline => error(
+        Err(e) => sessions::session_error(e),
+        Ok(Ok(summary)) if summary.stop_reason == StopReason::Deadline => error(
             StatusCode::GATEWAY_TIMEOUT,
             "deadline_exceeded",
             format!(
@@ -135,22 +195,31 @@ async fn json_response(s: &AppState, request: Request, mut inv: Invocation) -> R
                 summary.tool_calls.len()
             ),
         ),
-        Ok(summary) => axum::Json(summary).into_response(),
-        Err(e) => bedrock_error(e),
+        Ok(Ok(summary)) => axum::Json(Answer {
+            summary,
+            session_id: id.as_ref().map(SessionId::as_str),
+        })
+        .into_response(),
+        Ok(Err(e)) => bedrock_error(e),
     };
     inv.finish(response.status().as_u16(), &outcome(&result));
     response
 }
 
-fn stream_response(s: &AppState, request: Request, mut inv: Invocation) -> Response {
+fn stream_response(
+    s: &AppState,
+    request: Request,
+    held: Option<Held>,
+    mut inv: Invocation,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let rt = s.rt.clone();
     let task = tokio::spawn(async move {
-        let result = invoke::invoke(&rt, request, Some(tx), &inv.progress).await;
+        let (result, id) = run(&rt, request, held, Some(tx), &inv.progress).await;
         inv.finish(200, &outcome(&result));
         drop(inv);
-        let _ = done_tx.send(result);
+        let _ = done_tx.send((result, id));
     });
     let guard = sse::AbortOnDrop(task.abort_handle());
     let state = (rx, Some(done_rx), guard);
@@ -183,12 +252,24 @@ fn stream_response(s: &AppState, request: Request, mut inv: Invocation) -> Respo
             return Some((Ok(sse::frame(buf)), (rx, Some(done_rx), guard)));
         }
         // The invocation dropped its sender: it has ended; its summary (or error) comes last.
+        // On a session, `done` comes only after the commit succeeded.
         match done_rx.await {
-            Ok(Ok(summary)) => sse::event(&mut buf, "done", &summary),
-            Ok(Err(e)) => sse::event(
+            Ok((Ok(Ok(summary)), id)) => {
+                let answer = Answer {
+                    summary: &summary,
+                    session_id: id.as_ref().map(SessionId::as_str),
+                };
+                sse::event(&mut buf, "done", &answer)
+            }
+            Ok((Ok(Err(e)), _)) => sse::event(
                 &mut buf,
                 "error",
                 &json!({"error": {"code": e.code(), "message": e.to_string()}}),
+            ),
+            Ok((Err(e), _)) => sse::event(
+                &mut buf,
+                "error",
+                &json!({"error": {"code": e.code(), "message": crate::error_chain(&e)}}),
             ),
             Err(_) => {}
         }

@@ -6,7 +6,8 @@
 //!
 //! - [`body`]: reading and checking a request body (pure parts first, for tests and fuzzing);
 //! - [`invocation`]: one admitted or refused invocation, its metrics and its access log line;
-//! - [`invoke`]: the `/v1/invoke` endpoint;
+//! - [`invoke`]: the `/v1/invoke` endpoint (with `sessionId`, on a session);
+//! - [`sessions`]: `GET`/`DELETE /v1/sessions/{id}` and the HTTP answers of session errors;
 //! - [`openai`]: OpenAI chat completions (`/v1/chat/completions`, `/v1/models`);
 //! - [`mcp`]: the Agent as one MCP tool (`/mcp`, Streamable HTTP);
 //! - [`page`]: the chat page (`GET /`), a browser client of `/v1/invoke`;
@@ -27,6 +28,7 @@ mod invoke;
 pub mod mcp;
 pub mod openai;
 pub mod page;
+pub mod sessions;
 mod sse;
 
 use std::sync::Arc;
@@ -151,6 +153,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::handler))
         .route("/v1/invoke", post(invoke::handler))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
         .merge(openai::routes())
         .merge(mcp::routes(&state))
         .merge(a2a::routes(&state))

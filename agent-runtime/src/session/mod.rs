@@ -23,7 +23,9 @@ mod ops;
 
 use std::time::Duration;
 
-pub use ops::{Commit, Lease, Loaded, Snapshot};
+use agentry_crds::runtime_config::{AgentIdentity, MemoryConfig};
+
+pub use ops::{Commit, Lease, Loaded, Snapshot, now_ms};
 pub use store::{Store, StoreError, StoreMetrics};
 
 /// Why a session operation failed. Each variant has one [`code`](SessionError::code), which
@@ -95,8 +97,16 @@ impl SessionError {
 
 /// A session id a client chose: 1–128 characters of `A-Z a-z 0-9 . _ : -`, starting with a
 /// letter or digit (no `{`, `}` or `/`, which would break the store's key layout).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct SessionId(String);
+
+impl TryFrom<String> for SessionId {
+    type Error = String;
+    fn try_from(id: String) -> Result<Self, String> {
+        Self::parse(&id)
+    }
+}
 
 impl SessionId {
     /// Checks `id`; the error says what a valid one looks like.
@@ -142,6 +152,46 @@ pub struct Sessions {
     namespace: String,
     agent: String,
     options: Options,
+}
+
+impl Sessions {
+    /// The sessions `memory` describes for Agent `agent`, the URL read from the variable it
+    /// names with `env`; leases last `lease`. Nothing connects yet.
+    pub fn from_config(
+        memory: &MemoryConfig,
+        agent: &AgentIdentity,
+        env: impl Fn(&str) -> Option<String>,
+        lease: Duration,
+        metrics: StoreMetrics,
+    ) -> Result<Self, StoreError> {
+        if memory.ttl_seconds == 0 {
+            return Err(StoreError::Setting(
+                "memory.ttlSeconds must be at least 1".into(),
+            ));
+        }
+        if memory.max_messages < 2 {
+            return Err(StoreError::Setting(
+                "memory.maxMessages must be at least 2".into(),
+            ));
+        }
+        if lease < Duration::from_millis(300) {
+            return Err(StoreError::Setting(
+                "the session lease must be at least 0.3 seconds".into(),
+            ));
+        }
+        let url = env(&memory.url_from_env)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| StoreError::MissingUrl(memory.url_from_env.clone()))?;
+        let store = Store::connect_lazy(&url, store::DEFAULT_CALL_TIMEOUT, metrics)?;
+        let pod = env("HOSTNAME").unwrap_or_else(|| "agentry-runtime".into());
+        let options = Options {
+            ttl: Duration::from_secs(u64::from(memory.ttl_seconds)),
+            max_messages: memory.max_messages as usize,
+            lease,
+            pod,
+        };
+        Ok(Self::new(store, &agent.namespace, &agent.name, options))
+    }
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ impl Sessions {
     ) -> Result<Loaded, SessionError> {
         let keys = self.keys(id);
         let value = format!("{} {} {invocation_id}", token(), self.options.pod);
-        let reply = self
+        let acquired = self
             .store
             .observed("acquire", async {
                 let mut inv = scripts::ACQUIRE.prepare_invoke();
@@ -169,11 +169,21 @@ impl Sessions {
                     _ => Err(SessionError::Reply("acquire")),
                 }
             })
-            .await?;
+            .await;
         let lease = Lease {
             keys,
             value,
             invocation_id: invocation_id.into(),
+        };
+        let reply = match acquired {
+            Ok(reply) => reply,
+            Err(e @ (SessionError::Timeout(_) | SessionError::Unavailable(_))) => {
+                // The script may still run (a paused store answers later): give back a lease
+                // this invocation will never use, or the session stays busy for a lease time.
+                self.abandon(lease);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
         };
         let loaded = (|| {
             let fields = store::pairs(&reply[1]).ok_or(SessionError::Reply("acquire"))?;
@@ -192,6 +202,24 @@ impl Sessions {
                 Err(e)
             }
         }
+    }
+
+    /// Releases `lease` in the background, retrying for up to a lease time (after that it
+    /// has run out anyway).
+    fn abandon(&self, lease: Lease) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let sessions = self.clone();
+        handle.spawn(async move {
+            let until = Instant::now() + sessions.options.lease;
+            while Instant::now() < until {
+                if sessions.release(&lease).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
     }
 
     /// Extends the lease; [`SessionError::LockLost`] when it is no longer this holder's.

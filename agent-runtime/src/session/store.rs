@@ -27,6 +27,14 @@ pub enum StoreError {
     /// The client refused the URL.
     #[error("the session store URL cannot be used")]
     Client(#[source] redis::RedisError),
+    /// The variable that should hold the URL is not set.
+    #[error(
+        "memory.urlFromEnv names {0}, which is not set: set it to the store URL (redis://host:6379 or rediss://user:password@host:6379)"
+    )]
+    MissingUrl(String),
+    /// A setting is out of bounds.
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// The keys of one session. They share the hash tag `{<namespace>/<agent>/<id>}`, so every
