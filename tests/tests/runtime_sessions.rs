@@ -542,3 +542,88 @@ async fn a_session_started_on_one_replica_continues_on_another() {
         (Some(2), 4)
     );
 }
+
+#[tokio::test]
+async fn a_lease_is_renewed_while_a_long_invocation_runs() {
+    let redis = RedisServer::start();
+    let fake = FakeBedrock::start().await.unwrap();
+    let mut cfg = runtime::process_config("radio", "demo", vec![]);
+    cfg.memory = Some(memory(60, 100));
+    let path = runtime::write_config(&cfg);
+    let mut env = fake.process_env();
+    env.push((URL_ENV, redis.url()));
+    let (_p, url) = runtime::start_process("lease", &path, &env, &["--session-lease-seconds", "1"]);
+    fake.push([Script::Delay(
+        Duration::from_millis(2500),
+        Box::new(Script::Turn(Turn::text("slow"))),
+    )]);
+    let started = Instant::now();
+    let long = tokio::spawn({
+        let url = url.clone();
+        async move { ask(&url, json!({"sessionId": "long", "input": "hi"})).await }
+    });
+    assert!(eventually(Duration::from_secs(5), async || !fake.captured().is_empty()).await);
+    // Past the 1 s lease the session is still held: renewed, not run out.
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed())).await;
+    let (status, body, _) = ask(&url, json!({"sessionId": "long", "input": "meanwhile"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("session_busy")),
+        "{body}"
+    );
+    let (status, body, _) = long.await.unwrap();
+    assert_eq!(
+        (status, body["output"].as_str()),
+        (200, Some("slow")),
+        "{body}"
+    );
+    assert_eq!(get(&url, "long").await.1["version"], 1);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_gives_the_session_back_at_once_and_writes_nothing() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    fake.push([
+        Script::Turn(Turn::text("first")),
+        Script::Delay(
+            Duration::from_secs(10),
+            Box::new(Script::Turn(Turn::text("never seen"))),
+        ),
+    ]);
+    fake.fallback(|_| Script::Turn(Turn::text("after")));
+    assert_eq!(
+        ask(&rt.url, json!({"sessionId": "gone", "input": "one"}))
+            .await
+            .0,
+        200
+    );
+    let gone = tokio::spawn({
+        let url = rt.url.clone();
+        async move { ask(&url, json!({"sessionId": "gone", "input": "two"})).await }
+    });
+    assert!(eventually(Duration::from_secs(5), async || fake.captured().len() == 2).await);
+    gone.abort();
+    // The 15 s lease is given back when the invocation is cancelled, not when it runs out.
+    assert!(
+        eventually(Duration::from_secs(3), async || {
+            ask(&rt.url, json!({"sessionId": "gone", "input": "three"}))
+                .await
+                .0
+                == 200
+        })
+        .await,
+        "the session stayed busy after its client went away"
+    );
+    let s = get(&rt.url, "gone").await.1;
+    assert_eq!(
+        texts(&s["messages"]),
+        [
+            "user: one",
+            "assistant: first",
+            "user: three",
+            "assistant: after"
+        ]
+    );
+}

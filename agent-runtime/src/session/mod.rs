@@ -215,6 +215,52 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn settings_that_cannot_work_are_refused_at_start_naming_the_field() {
+        let agent = AgentIdentity {
+            name: "a".into(),
+            namespace: "n".into(),
+            description: None,
+        };
+        let memory = MemoryConfig {
+            url_from_env: "AGENTRY_MEMORY_URL".into(),
+            ttl_seconds: 60,
+            max_messages: 10,
+        };
+        let lease = Options::DEFAULT_LEASE;
+        let build = |m: &MemoryConfig, env: Option<&str>| {
+            let url = env.map(str::to_string);
+            Sessions::from_config(m, &agent, |_| url.clone(), lease, StoreMetrics::default())
+                .err()
+                .map(|e| e.to_string())
+        };
+        let missing = build(&memory, None).unwrap();
+        assert!(
+            missing.contains("AGENTRY_MEMORY_URL, which is not set"),
+            "{missing}"
+        );
+        let scheme = build(&memory, Some("memcached://h:1")).unwrap();
+        assert!(scheme.contains("\"memcached\""), "{scheme}");
+        let ttl = MemoryConfig {
+            ttl_seconds: 0,
+            ..memory.clone()
+        };
+        assert_eq!(
+            build(&ttl, Some("redis://h:1")).unwrap(),
+            "memory.ttlSeconds must be at least 1"
+        );
+        let max = MemoryConfig {
+            max_messages: 1,
+            ..memory.clone()
+        };
+        assert!(
+            build(&max, Some("redis://h:1"))
+                .unwrap()
+                .contains("maxMessages")
+        );
+        assert_eq!(build(&memory, Some("redis://h:1")), None);
+    }
+
     #[test]
     fn store_failures_share_one_code_and_keep_distinct_outcomes() {
         let t = SessionError::Timeout(Duration::from_secs(2));

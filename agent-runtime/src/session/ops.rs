@@ -204,7 +204,9 @@ impl Sessions {
         }
     }
 
-    /// Releases `lease` in the background, retrying for up to a lease time (after that it
+    /// Releases `lease` of an acquire whose answer never came, in the background: the script
+    /// may still run later (on a reconnected link, after a release already found nothing), so
+    /// this keeps trying until a release finds it, for at most a lease time (after which it
     /// has run out anyway).
     fn abandon(&self, lease: Lease) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -214,7 +216,7 @@ impl Sessions {
         handle.spawn(async move {
             let until = Instant::now() + sessions.options.lease;
             while Instant::now() < until {
-                if sessions.release(&lease).await.is_ok() {
+                if let Ok(true) = sessions.give_back(&lease).await {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -273,11 +275,16 @@ impl Sessions {
     /// Gives the lease back without writing (a failed invocation). A lease already lost is
     /// no error.
     pub async fn release(&self, lease: &Lease) -> Result<(), SessionError> {
+        self.give_back(lease).await.map(|_| ())
+    }
+
+    /// Releases `lease`; whether it was still this holder's.
+    async fn give_back(&self, lease: &Lease) -> Result<bool, SessionError> {
         self.store
             .observed("release", async {
                 let mut inv = scripts::RELEASE.prepare_invoke();
                 lease.keys.add_to(&mut inv).arg(&lease.value);
-                self.store.run(&inv).await.map(|_| ())
+                Ok(store::int(&self.store.run(&inv).await?) == Some(1))
             })
             .await
     }

@@ -190,6 +190,17 @@ impl Store {
             Ok(_) => "success",
             Err(e) => e.outcome(),
         };
+        if let Err(
+            e @ (SessionError::Timeout(_)
+            | SessionError::Unavailable(_)
+            | SessionError::Refused(_)
+            | SessionError::Reply(_)
+            | SessionError::Record(_)),
+        ) = &r
+        {
+            // What operators need to fix the store; the client gets only the code.
+            tracing::warn!(op, error = %crate::error_chain(e), "session store call failed");
+        }
         self.metrics.observe(op, outcome, started.elapsed());
         r
     }
