@@ -16,6 +16,7 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     process: Option<Process>,
 }
 
@@ -45,6 +46,15 @@ impl RedisServer {
     /// # Panics
     /// When redis-server is missing or does not become ready within 10 s.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with more configuration directives as arguments, e.g.
+    /// `["--user", "agentry", "on", ">pw", "~agentry:*", "+@all"]` for an ACL user.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`].
+    pub fn start_with(extra: &[&str]) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "agentry-redis-{}-{}",
@@ -58,6 +68,7 @@ impl RedisServer {
             let mut s = Self {
                 port: free_port(),
                 dir: dir.clone(),
+                extra: extra.iter().map(|a| a.to_string()).collect(),
                 process: None,
             };
             if s.launch() {
@@ -70,7 +81,7 @@ impl RedisServer {
     fn launch(&mut self) -> bool {
         let port = self.port.to_string();
         let dir = self.dir.to_str().expect("a UTF-8 temp path").to_string();
-        let args = [
+        let mut args = vec![
             "--bind",
             "127.0.0.1",
             "--port",
@@ -88,6 +99,7 @@ impl RedisServer {
             "--loglevel",
             "notice",
         ];
+        args.extend(self.extra.iter().map(String::as_str));
         let p = Process::start("redis-server", &binary("redis-server"), &args, &[]);
         let ready = (0..200).any(|_| {
             let log = p.log();

@@ -311,3 +311,47 @@ async fn a_paused_store_times_out_and_a_resumed_or_restarted_one_serves_again() 
     let b = s.acquire(&id(), "inv-b").await.unwrap();
     assert_eq!(b.state.version, 0);
 }
+
+#[tokio::test]
+async fn an_acl_user_limited_to_agentry_keys_can_use_the_store_and_a_wrong_password_is_refused() {
+    let redis = RedisServer::start_with(&[
+        "--user",
+        "agentry",
+        "on",
+        ">pw-1",
+        "~agentry:*",
+        "+@all",
+        "--user",
+        "elsewhere",
+        "on",
+        ">pw-2",
+        "~other:*",
+        "+@all",
+    ]);
+    let o = || options(Duration::from_secs(60), Duration::from_secs(5));
+    let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{}/0", redis.port);
+    let s = sessions_at(&url("agentry", "pw-1"), o(), Duration::from_secs(1));
+    let a = s.acquire(&id(), "inv-a").await.unwrap();
+    assert_eq!(s.commit(&a.lease, &turn(&a, "q1", 100)).await.unwrap(), 1);
+    assert_eq!(s.read(&id()).await.unwrap().unwrap().messages.len(), 2);
+
+    let wrong = sessions_at(&url("agentry", "not-it"), o(), Duration::from_secs(1));
+    let e = wrong.acquire(&id(), "inv-b").await.unwrap_err();
+    let chain = agentry_runtime::error_chain(&e);
+    assert_eq!(e.code(), "session_store_unavailable", "{chain}");
+    assert!(chain.contains("authentication failed"), "{chain}");
+    assert!(
+        !chain.contains("not-it"),
+        "the password is in the error: {chain}"
+    );
+
+    // A user whose keys are elsewhere is refused by the store (NOPERM), not half served.
+    let other = sessions_at(&url("elsewhere", "pw-2"), o(), Duration::from_secs(1));
+    let e = other.acquire(&id(), "inv-c").await.unwrap_err();
+    let chain = agentry_runtime::error_chain(&e);
+    assert!(matches!(e, SessionError::Refused(_)), "{chain}");
+    assert!(
+        chain.contains("NOPERM") || chain.contains("permission"),
+        "{chain}"
+    );
+}
