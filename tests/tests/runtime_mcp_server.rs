@@ -156,7 +156,7 @@ async fn a_full_runtime_answers_a_tool_call_with_an_error_naming_the_limit() {
     let (fake, _tools, rt) = setup(&[], l).await;
     let slow = || {
         Script::Delay(
-            Duration::from_millis(2500),
+            Duration::from_millis(5000),
             Box::new(Script::Turn(Turn::text("late"))),
         )
     };
@@ -289,6 +289,56 @@ async fn a_client_that_goes_away_mid_call_is_counted_as_disconnected() {
     assert!(m.contains(want), "{m}");
     assert!(
         m.contains("agentry_runtime_invocations_in_flight{protocol=\"mcp\"} 0"),
+        "{m}"
+    );
+}
+
+/// One raw `tools/call`: the status, the content type and the body as JSON.
+async fn raw_call(
+    rt: &RuntimeUnderTest,
+    id: Value,
+    extra: &[(&str, &str)],
+) -> (u16, String, Value) {
+    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "radio", "arguments": {"input": "top song?"}}});
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/mcp", rt.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(call.to_string());
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, kind, body)
+}
+
+#[tokio::test]
+async fn the_direct_tools_call_answers_exactly_as_the_sdk_does() {
+    let (fake, _tools, rt) = setup(&[], limits()).await;
+    fake.push([
+        Script::Turn(Turn::text(ANSWER)),
+        Script::Turn(Turn::text(ANSWER)),
+    ]);
+    // An `Mcp-Session-Id` (ignored by the stateless SDK server) keeps a request off the
+    // direct path, so the second call is rmcp's own answer.
+    let direct = raw_call(&rt, json!(7), &[]).await;
+    let sdk = raw_call(&rt, json!(7), &[("mcp-session-id", "ignored")]).await;
+    assert_eq!(direct, sdk);
+    assert_eq!(
+        direct.2,
+        json!({"jsonrpc": "2.0", "id": 7, "result": {
+            "content": [{"type": "text", "text": ANSWER}], "isError": false}})
+    );
+    assert_eq!(fake.captured().len(), 2, "both calls reached the model");
+    let m = metrics(&rt).await;
+    assert!(
+        m.contains("agentry_runtime_invocations_total{protocol=\"mcp\",outcome=\"end_turn\"} 2"),
         "{m}"
     );
 }

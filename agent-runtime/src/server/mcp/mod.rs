@@ -5,7 +5,11 @@
 //! limits, metrics (`protocol="mcp"`), request id, access log and drain as `/v1/invoke`.
 //!
 //! Served stateless (no `Mcp-Session-Id`, plain JSON answers): every call stands alone, so
-//! any replica behind the Service can answer it.
+//! any replica behind the Service can answer it. The one hot request, a `tools/call` of the
+//! Agent's tool in a handshake-era protocol version, is answered by [`call`] without the SDK's
+//! per-request service; everything else goes to rmcp.
+
+pub mod call;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -134,63 +138,70 @@ impl AgentServer {
             tool: Arc::new(tool),
         }
     }
+}
 
-    fn failed(text: impl Into<String>) -> CallToolResponse {
-        CallToolResult::error(vec![ContentBlock::text(text)]).into()
-    }
+/// What a call of the tool answers: the tool result's text and whether it is an error.
+pub type Answer = (String, bool);
 
-    async fn invoke(&self, input: String, headers: HeaderMap) -> CallToolResponse {
-        let s = &self.state;
-        let mut inv = Invocation::arrive(s, &headers, "POST", PATH, Protocol::Mcp);
-        if s.draining() {
-            inv.finish(503, "shutting_down");
-            return Self::failed("the runtime is shutting down; retry on another replica");
-        }
-        let (depth, caller_ms) = match (
-            body::header_number(&headers, CALL_DEPTH_HEADER),
-            body::header_number(&headers, DEADLINE_HEADER),
-        ) {
-            (Ok(d), Ok(ms)) => (u32::try_from(d.unwrap_or(0)).unwrap_or(u32::MAX), ms),
-            (Err(r), _) | (_, Err(r)) => {
-                inv.finish(r.status.as_u16(), r.code);
-                return Self::failed(r.message);
-            }
-        };
-        if let Err(e) = crate::conversation::check(&[], Some(&input)) {
-            inv.finish(400, "invalid_request");
-            return Self::failed(e.to_string());
-        }
-        if !inv.admit() {
-            inv.finish(429, "over_capacity");
-            return Self::failed(format!(
-                "this agent is serving its limit of {} concurrent invocations; retry shortly",
-                s.rt.config.limits.max_concurrent_invocations
-            ));
-        }
-        let request = LoopRequest {
-            input: Some(input),
-            messages: vec![],
-            depth,
-            deadline: invoke::deadline(&s.rt.config, caller_ms),
-            stream: false,
-            request_id: inv.request_id.clone(),
-            overrides: Default::default(),
-            trace: inv.trace.clone(),
-        };
-        let outcome = invoke::invoke(&s.rt, request, None, &inv.progress).await;
-        let label = match &outcome {
-            Ok(summary) => summary.stop_reason.as_str().to_string(),
-            Err(e) => e.category().to_string(),
-        };
-        inv.finish(200, &label);
-        let (text, is_error) = result_of(&outcome);
-        let content = vec![ContentBlock::text(text)];
-        if is_error {
-            CallToolResult::error(content).into()
-        } else {
-            CallToolResult::success(content).into()
-        }
+/// The tool result the SDK's types make of `answer`.
+pub fn tool_result((text, is_error): Answer) -> CallToolResult {
+    let content = vec![ContentBlock::text(text)];
+    if is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
     }
+}
+
+/// A call of the Agent's tool: `input` is its `input` argument when that is a string.
+async fn call_tool(s: &AppState, input: Option<&str>, headers: &HeaderMap) -> Answer {
+    let failed = |text: String| (text, true);
+    let Some(input) = input else {
+        return failed("give `input`, a string: the request for the agent".into());
+    };
+    let mut inv = Invocation::arrive(s, headers, "POST", PATH, Protocol::Mcp);
+    if s.draining() {
+        inv.finish(503, "shutting_down");
+        return failed("the runtime is shutting down; retry on another replica".into());
+    }
+    let (depth, caller_ms) = match (
+        body::header_number(headers, CALL_DEPTH_HEADER),
+        body::header_number(headers, DEADLINE_HEADER),
+    ) {
+        (Ok(d), Ok(ms)) => (u32::try_from(d.unwrap_or(0)).unwrap_or(u32::MAX), ms),
+        (Err(r), _) | (_, Err(r)) => {
+            inv.finish(r.status.as_u16(), r.code);
+            return failed(r.message);
+        }
+    };
+    if let Err(e) = crate::conversation::check(&[], Some(input)) {
+        inv.finish(400, "invalid_request");
+        return failed(e.to_string());
+    }
+    if !inv.admit() {
+        inv.finish(429, "over_capacity");
+        return failed(format!(
+            "this agent is serving its limit of {} concurrent invocations; retry shortly",
+            s.rt.config.limits.max_concurrent_invocations
+        ));
+    }
+    let request = LoopRequest {
+        input: Some(input.to_string()),
+        messages: vec![],
+        depth,
+        deadline: invoke::deadline(&s.rt.config, caller_ms),
+        stream: false,
+        request_id: inv.request_id.clone(),
+        overrides: Default::default(),
+        trace: inv.trace.clone(),
+    };
+    let outcome = invoke::invoke(&s.rt, request, None, &inv.progress).await;
+    let label = match &outcome {
+        Ok(summary) => summary.stop_reason.as_str().to_string(),
+        Err(e) => e.category().to_string(),
+    };
+    inv.finish(200, &label);
+    result_of(&outcome)
 }
 
 impl ServerHandler for AgentServer {
@@ -234,11 +245,6 @@ impl ServerHandler for AgentServer {
             .as_ref()
             .and_then(|a| a.get("input"))
             .and_then(Value::as_str);
-        let Some(input) = input else {
-            return Ok(Self::failed(
-                "give `input`, a string: the request for the agent",
-            ));
-        };
         let headers = context
             .extensions
             .get::<axum::http::request::Parts>()
@@ -247,7 +253,7 @@ impl ServerHandler for AgentServer {
         // A client that cancels or goes away cancels the invocation; the guard it drops
         // counts it as `client_disconnected`.
         tokio::select! {
-            r = self.invoke(input.to_string(), headers) => Ok(r),
+            r = call_tool(&self.state, input, &headers) => Ok(tool_result(r).into()),
             _ = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled", None)),
         }
     }
@@ -273,10 +279,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         Arc::new(NeverSessionManager::default()),
         config,
     );
+    let tool: Arc<str> = tool_name(&state.rt.config.agent.name).into();
     Router::new().route(
         PATH,
         any(move |State(s): State<AppState>, req: Request| {
-            let service = service.clone();
+            let (service, tool) = (service.clone(), tool.clone());
             async move {
                 if s.draining() {
                     let mut r = error(
@@ -288,6 +295,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                         .insert(header::RETRY_AFTER, HeaderValue::from(1));
                     return r;
                 }
+                let req = match call::serve(&s, &tool, req).await {
+                    Ok(answered) => return answered,
+                    Err(req) => req,
+                };
                 match service.oneshot(req).await {
                     Ok(r) => r.map(axum::body::Body::new).into_response(),
                     Err(never) => match never {},
