@@ -86,7 +86,7 @@ async fn agent_card(Extension(shared): Extension<Arc<Shared>>) -> Response {
 }
 
 /// A JSON-RPC answer with HTTP 200 (A2A sends errors with 200 too).
-fn answer(v: Value) -> Response {
+fn answer(v: impl serde::Serialize) -> Response {
     axum::Json(v).into_response()
 }
 
@@ -129,13 +129,17 @@ async fn rpc(
         }
         Err(ReadFailure::Disconnected) => return StatusCode::BAD_REQUEST.into_response(),
     };
-    let Ok(request) = serde_json::from_slice::<Value>(&bytes) else {
+    let Ok(mut request) = serde_json::from_slice::<Value>(&bytes) else {
         return answer(wire::error(
             &null,
             Version::V03,
             &RpcError::parse("Parse error: the body is not JSON"),
         ));
     };
+    let params = request
+        .get_mut("params")
+        .map(Value::take)
+        .unwrap_or_default();
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let method = request.get("method").and_then(Value::as_str);
     let (Some(method), Some("2.0"), true) = (
@@ -148,7 +152,6 @@ async fn rpc(
         );
         return answer(wire::error(&id, Version::V03, &e));
     };
-    let params = request.get("params").cloned().unwrap_or(Value::Null);
     let (version, method) = match wire::dispatch(method) {
         Dispatch::Serve(v, m) => (v, m),
         Dispatch::PushNotifications => {
@@ -177,25 +180,33 @@ async fn rpc(
     }
     let store = &shared.store;
     match method {
-        Method::Get => answer(match wire::task_params(&params) {
+        Method::Get => match wire::task_params(&params) {
             Ok((task_id, hl)) => match store.get(&task_id) {
-                Some(t) => wire::result(&id, wire::task(version, &t, hl)),
-                None => wire::error(&id, version, &RpcError::task_not_found(&task_id)),
+                Some(t) => answer(wire::result(&id, wire::task(version, &t, hl))),
+                None => answer(wire::error(
+                    &id,
+                    version,
+                    &RpcError::task_not_found(&task_id),
+                )),
             },
-            Err(e) => wire::error(&id, version, &e),
-        }),
-        Method::Cancel => answer(match wire::task_params(&params) {
+            Err(e) => answer(wire::error(&id, version, &e)),
+        },
+        Method::Cancel => match wire::task_params(&params) {
             Ok((task_id, _)) => match store.cancel(&task_id) {
-                Ok(t) => wire::result(&id, wire::task(version, &t, None)),
-                Err(store::CancelError::NotFound) => {
-                    wire::error(&id, version, &RpcError::task_not_found(&task_id))
-                }
-                Err(store::CancelError::Finished(t)) => {
-                    wire::error(&id, version, &RpcError::not_cancelable(t.state))
-                }
+                Ok(t) => answer(wire::result(&id, wire::task(version, &t, None))),
+                Err(store::CancelError::NotFound) => answer(wire::error(
+                    &id,
+                    version,
+                    &RpcError::task_not_found(&task_id),
+                )),
+                Err(store::CancelError::Finished(t)) => answer(wire::error(
+                    &id,
+                    version,
+                    &RpcError::not_cancelable(t.state),
+                )),
             },
-            Err(e) => wire::error(&id, version, &e),
-        }),
+            Err(e) => answer(wire::error(&id, version, &e)),
+        },
         Method::Send | Method::Stream => {
             let stream = method == Method::Stream;
             send(&s, store, &headers, id, version, &params, stream).await
@@ -290,7 +301,7 @@ async fn send(
     response
 }
 
-fn data(buf: &mut Vec<u8>, id: &Value, result: Value) {
+fn data(buf: &mut Vec<u8>, id: &Value, result: impl serde::Serialize) {
     buf.extend_from_slice(b"data: ");
     let v = wire::result(id, result);
     if serde_json::to_writer(&mut *buf, &v).is_err() {

@@ -4,9 +4,11 @@
 //! status updates). Requests are read into version-neutral values ([`SendParams`]) and the
 //! store's [`Task`]s rendered back in the caller's version.
 
+pub mod view;
+
 use serde_json::{Map, Value, json};
 
-use super::store::{Message, Role, State, Task};
+use super::store::{State, Task};
 
 /// A wire version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +162,20 @@ impl RpcError {
 }
 
 /// A JSON-RPC response carrying `result`.
-pub fn result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+#[derive(serde::Serialize)]
+pub struct Reply<'a, T> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: T,
+}
+
+/// A JSON-RPC response carrying `result`, written as it is serialised.
+pub fn result<T: serde::Serialize>(id: &Value, result: T) -> Reply<'_, T> {
+    Reply {
+        jsonrpc: "2.0",
+        id,
+        result,
+    }
 }
 
 /// A JSON-RPC response carrying `error`.
@@ -330,82 +344,41 @@ pub fn state_name(version: Version, state: State) -> &'static str {
     }
 }
 
-fn text_parts(version: Version, parts: &[String]) -> Value {
-    parts
-        .iter()
-        .map(|t| match version {
-            Version::V1 => json!({"text": t}),
-            Version::V03 => json!({"kind": "text", "text": t}),
-        })
-        .collect()
-}
-
-fn message(version: Version, m: &Message, task: &Task) -> Value {
-    let role = match (version, m.role) {
-        (Version::V1, Role::User) => "ROLE_USER",
-        (Version::V1, Role::Agent) => "ROLE_AGENT",
-        (Version::V03, Role::User) => "user",
-        (Version::V03, Role::Agent) => "agent",
-    };
-    let mut v = json!({
-        "messageId": m.message_id, "contextId": task.context_id, "taskId": task.id,
-        "role": role, "parts": text_parts(version, &m.parts),
-    });
-    if version == Version::V03 {
-        v["kind"] = json!("message");
-    }
-    v
-}
-
 fn status(version: Version, task: &Task) -> Value {
-    let mut s = json!({"state": state_name(version, task.state), "timestamp": task.timestamp});
-    if let Some(m) = &task.status_message {
-        s["message"] = message(version, m, task);
-    }
-    s
+    json!(view::StatusView { version, task })
 }
 
-fn artifact(version: Version, (id, text): &(String, String)) -> Value {
-    json!({"artifactId": id, "name": "answer", "parts": text_parts(version, std::slice::from_ref(text))})
+fn artifact(version: Version, answer: &(String, String)) -> Value {
+    json!(view::ArtifactView { version, answer })
 }
 
 /// A task in `version`, with its last `history_length` history messages (1.0: `0` means
 /// none; 0.3: `0` means all, as each version's SDK reads it).
-pub fn task(version: Version, t: &Task, history_length: Option<u64>) -> Value {
+pub fn task(version: Version, t: &Task, history_length: Option<u64>) -> view::TaskView<'_> {
     let keep = match (version, history_length) {
         (_, None) | (Version::V03, Some(0)) => t.history.len(),
         (_, Some(n)) => usize::try_from(n)
             .unwrap_or(usize::MAX)
             .min(t.history.len()),
     };
-    let mut v = json!({"id": t.id, "contextId": t.context_id, "status": status(version, t)});
-    if let Some(a) = &t.answer {
-        v["artifacts"] = json!([artifact(version, a)]);
+    view::TaskView {
+        version,
+        task: t,
+        keep,
     }
-    if keep > 0 {
-        let from = t.history.len() - keep;
-        v["history"] = t.history[from..]
-            .iter()
-            .map(|m| message(version, m, t))
-            .collect();
-    }
-    if version == Version::V03 {
-        v["kind"] = json!("task");
-    }
-    v
 }
 
 /// The result of a blocking or returning-immediately send: 1.0 wraps it as `{"task": …}`.
-pub fn send_result(version: Version, t: &Task, history_length: Option<u64>) -> Value {
-    let v = task(version, t, history_length);
-    match version {
-        Version::V1 => json!({"task": v}),
-        Version::V03 => v,
-    }
+pub fn send_result(
+    version: Version,
+    t: &Task,
+    history_length: Option<u64>,
+) -> view::SendResult<'_> {
+    view::SendResult(task(version, t, history_length))
 }
 
 /// The first stream event: the task itself.
-pub fn stream_task(version: Version, t: &Task) -> Value {
+pub fn stream_task(version: Version, t: &Task) -> view::SendResult<'_> {
     send_result(version, t, None)
 }
 

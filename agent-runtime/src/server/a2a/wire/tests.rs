@@ -1,6 +1,7 @@
 //! Tests of the parent module.
 
 use super::*;
+use crate::server::a2a::store::{Message, Role};
 
 fn done() -> Task {
     Task {
@@ -21,7 +22,7 @@ fn done() -> Task {
 #[test]
 fn a_1_0_send_result_is_the_wrapped_task_without_kinds_as_the_official_server_sends_it() {
     assert_eq!(
-        send_result(Version::V1, &done(), None),
+        json!(send_result(Version::V1, &done(), None)),
         json!({"task": {"id": "T", "contextId": "C",
                 "status": {"state": "TASK_STATE_COMPLETED", "timestamp": "2026-12-01T14:50:08.484886Z"},
                 "artifacts": [{"artifactId": "A", "name": "answer", "parts": [{"text": "echo: hi"}]}],
@@ -33,7 +34,7 @@ fn a_1_0_send_result_is_the_wrapped_task_without_kinds_as_the_official_server_se
 #[test]
 fn a_0_3_send_result_is_the_bare_task_with_kinds_and_lower_case_names() {
     assert_eq!(
-        send_result(Version::V03, &done(), None),
+        json!(send_result(Version::V03, &done(), None)),
         json!({"kind": "task", "id": "T", "contextId": "C",
                 "status": {"state": "completed", "timestamp": "2026-12-01T14:50:08.484886Z"},
                 "artifacts": [{"artifactId": "A", "name": "answer", "parts": [{"kind": "text", "text": "echo: hi"}]}],
@@ -44,9 +45,13 @@ fn a_0_3_send_result_is_the_bare_task_with_kinds_and_lower_case_names() {
 
 #[test]
 fn history_length_zero_drops_the_history_in_1_0_and_keeps_it_in_0_3() {
-    assert!(task(Version::V1, &done(), Some(0)).get("history").is_none());
-    assert!(task(Version::V03, &done(), Some(0))["history"].is_array());
-    assert!(task(Version::V1, &done(), Some(5))["history"].is_array());
+    assert!(
+        json!(task(Version::V1, &done(), Some(0)))
+            .get("history")
+            .is_none()
+    );
+    assert!(json!(task(Version::V03, &done(), Some(0)))["history"].is_array());
+    assert!(json!(task(Version::V1, &done(), Some(5)))["history"].is_array());
 }
 
 #[test]
