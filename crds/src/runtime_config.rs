@@ -56,6 +56,10 @@ pub struct MemoryConfig {
     pub ttl_seconds: u32,
     /// Most messages a session keeps; older whole turns are dropped (at least 2).
     pub max_messages: u32,
+    /// PEM of the CA that signed the store's certificate (`rediss://` only), instead of the
+    /// image's public roots: for a store with a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
 }
 
 /// Name and namespace of the Agent.
@@ -390,6 +394,7 @@ mod tests {
             url_from_env: "AGENTRY_MEMORY_URL".into(),
             ttl_seconds: 86_400,
             max_messages: 500,
+            ca_pem: None,
         });
         let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
         assert_eq!(

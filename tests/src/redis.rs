@@ -17,6 +17,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// The test CA's folder of a TLS server (its certificates are read again on restart).
+    pki: Option<PathBuf>,
     process: Option<Process>,
 }
 
@@ -69,6 +71,7 @@ impl RedisServer {
                 port: free_port(),
                 dir: dir.clone(),
                 extra: extra.iter().map(|a| a.to_string()).collect(),
+                pki: None,
                 process: None,
             };
             if s.launch() {
@@ -99,7 +102,12 @@ impl RedisServer {
             "--loglevel",
             "notice",
         ];
-        args.extend(self.extra.iter().map(String::as_str));
+        let extra: Vec<String> = self
+            .extra
+            .iter()
+            .map(|a| a.replace("{port}", &port))
+            .collect();
+        args.extend(extra.iter().map(String::as_str));
         let p = Process::start("redis-server", &binary("redis-server"), &args, &[]);
         let ready = (0..200).any(|_| {
             let log = p.log();
@@ -117,6 +125,41 @@ impl RedisServer {
         }
         self.process = Some(p);
         true
+    }
+
+    /// Starts one that speaks only TLS on its port, with a certificate for `127.0.0.1` and
+    /// `localhost` from a new test CA (clients need no certificate); returns it and the CA's
+    /// PEM. [`RedisServer::cli`] does not speak TLS.
+    ///
+    /// # Panics
+    /// When openssl or redis-server fail.
+    pub fn start_tls() -> (Self, String) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "agentry-redis-pki-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let pki = crate::k8s::pki::Pki::create(&dir).expect("test certificates");
+        let path = |f: &str| pki.path(f).to_str().expect("a UTF-8 path").to_string();
+        let (cert, key, ca) = (path("apiserver.crt"), path("apiserver.key"), path("ca.crt"));
+        let mut s = Self::start_with(&[
+            "--port",
+            "0",
+            "--tls-port",
+            "{port}",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ]);
+        let pem = std::fs::read_to_string(pki.path("ca.crt")).expect("ca.crt");
+        s.pki = Some(dir);
+        (s, pem)
     }
 
     /// Its URL, `redis://127.0.0.1:<port>/0`.
@@ -205,5 +248,8 @@ impl Drop for RedisServer {
         // A stopped process is killed too: SIGKILL needs no SIGCONT.
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(pki) = &self.pki {
+            let _ = std::fs::remove_dir_all(pki);
+        }
     }
 }

@@ -25,6 +25,7 @@ fn memory(ttl_seconds: u32, max_messages: u32) -> MemoryConfig {
         url_from_env: URL_ENV.into(),
         ttl_seconds,
         max_messages,
+        ca_pem: None,
     }
 }
 
@@ -626,4 +627,22 @@ async fn a_client_that_goes_away_gives_the_session_back_at_once_and_writes_nothi
             "assistant: after"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_tls_store_with_a_private_ca_from_the_runtime_config_keeps_sessions() {
+    let (redis, ca) = RedisServer::start_tls();
+    let tools = ToolServer::start(&[]).await;
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let tls = MemoryConfig {
+        ca_pem: Some(ca),
+        ..memory(60, 100)
+    };
+    let (fake, rt) = start(&url, tls, &tools).await;
+    fake.fallback(|_| Script::Turn(Turn::text("over TLS")));
+    for q in ["one", "two"] {
+        let (status, body, _) = ask(&rt.url, json!({"sessionId": "tls", "input": q})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(get(&rt.url, "tls").await.1["version"], 2);
 }

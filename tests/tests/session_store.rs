@@ -25,7 +25,7 @@ fn options(ttl: Duration, lease: Duration) -> Options {
 }
 
 fn sessions_at(url: &str, options: Options, timeout: Duration) -> Sessions {
-    let store = Store::connect_lazy(url, timeout, StoreMetrics::default()).expect("store");
+    let store = Store::connect_lazy(url, None, timeout, StoreMetrics::default()).expect("store");
     Sessions::new(store, "demo", "weather", options)
 }
 
@@ -354,4 +354,64 @@ async fn an_acl_user_limited_to_agentry_keys_can_use_the_store_and_a_wrong_passw
         chain.contains("NOPERM") || chain.contains("permission"),
         "{chain}"
     );
+}
+
+#[tokio::test]
+async fn a_tls_store_is_used_with_its_private_ca_and_refused_without_it() {
+    let (redis, ca) = RedisServer::start_tls();
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let o = || options(Duration::from_secs(60), Duration::from_secs(5));
+    let t = Duration::from_secs(1);
+    let store = Store::connect_lazy(&url, Some(&ca), t, StoreMetrics::default()).unwrap();
+    let s = Sessions::new(store, "demo", "weather", o());
+    let a = s.acquire(&id(), "inv-a").await.unwrap();
+    assert_eq!(s.commit(&a.lease, &turn(&a, "q1", 100)).await.unwrap(), 1);
+    assert_eq!(s.read(&id()).await.unwrap().unwrap().state.version, 1);
+
+    // The system's roots do not know the test CA; plain text does not speak TLS.
+    let untrusted = sessions_at(&url, o(), t);
+    let e = untrusted.read(&id()).await.unwrap_err();
+    let chain = agentry_runtime::error_chain(&e);
+    assert_eq!(e.code(), "session_store_unavailable", "{chain}");
+    assert!(chain.to_lowercase().contains("certificate"), "{chain}");
+    let plain = sessions_at(&format!("redis://127.0.0.1:{}/0", redis.port), o(), t);
+    assert_eq!(
+        plain.read(&id()).await.unwrap_err().code(),
+        "session_store_unavailable"
+    );
+}
+
+#[tokio::test]
+async fn an_acquire_whose_answer_never_came_leaves_the_session_free() {
+    let redis = RedisServer::start();
+    let replica_a = sessions(&redis);
+    let replica_b = sessions(&redis);
+    let (one, two) = (
+        SessionId::parse("one").unwrap(),
+        SessionId::parse("two").unwrap(),
+    );
+    replica_a.read(&one).await.unwrap();
+    // The store runs both acquires once it is resumed, after replica A gave up on them.
+    redis.pause();
+    for id in [&one, &two] {
+        let e = replica_a.acquire(id, "lost").await.unwrap_err();
+        assert_eq!(e.code(), "session_store_unavailable", "{e:?}");
+    }
+    redis.resume();
+    // A can take the session again at once (its abandoned lease was given back or is taken
+    // over)...
+    let again = replica_a.acquire(&one, "retry").await.unwrap();
+    assert_eq!(again.state.version, 0);
+    // ...and the other is given back well before its 5 s lease would run out.
+    let started = Instant::now();
+    let mut got = None;
+    assert!(
+        eventually(Duration::from_secs(3), async || {
+            got = replica_b.acquire(&two, "b").await.ok();
+            got.is_some()
+        })
+        .await,
+        "session two stayed busy"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }

@@ -152,6 +152,9 @@ pub struct Sessions {
     namespace: String,
     agent: String,
     options: Options,
+    /// Leases of acquires whose answer never came (lock key → value): the store may still
+    /// have granted them, so this replica's next acquire may take them over.
+    abandoned: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl Sessions {
@@ -182,7 +185,8 @@ impl Sessions {
         let url = env(&memory.url_from_env)
             .filter(|u| !u.is_empty())
             .ok_or_else(|| StoreError::MissingUrl(memory.url_from_env.clone()))?;
-        let store = Store::connect_lazy(&url, store::DEFAULT_CALL_TIMEOUT, metrics)?;
+        let ca = memory.ca_pem.as_deref();
+        let store = Store::connect_lazy(&url, ca, store::DEFAULT_CALL_TIMEOUT, metrics)?;
         let pod = env("HOSTNAME").unwrap_or_else(|| "agentry-runtime".into());
         let options = Options {
             ttl: Duration::from_secs(u64::from(memory.ttl_seconds)),
@@ -226,6 +230,7 @@ mod tests {
             url_from_env: "AGENTRY_MEMORY_URL".into(),
             ttl_seconds: 60,
             max_messages: 10,
+            ca_pem: None,
         };
         let lease = Options::DEFAULT_LEASE;
         let build = |m: &MemoryConfig, env: Option<&str>| {

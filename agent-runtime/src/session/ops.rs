@@ -130,6 +130,7 @@ impl Sessions {
             namespace: namespace.into(),
             agent: agent.into(),
             options,
+            abandoned: Default::default(),
         }
     }
 
@@ -155,9 +156,11 @@ impl Sessions {
             .store
             .observed("acquire", async {
                 let mut inv = scripts::ACQUIRE.prepare_invoke();
+                let abandoned = self.abandoned(&keys.lock);
                 keys.add_to(&mut inv)
                     .arg(&value)
-                    .arg(ms(self.options.lease));
+                    .arg(ms(self.options.lease))
+                    .arg(abandoned.unwrap_or_default());
                 let reply = self.store.run(&inv).await?;
                 match reply {
                     Value::Array(v)
@@ -176,7 +179,10 @@ impl Sessions {
             invocation_id: invocation_id.into(),
         };
         let reply = match acquired {
-            Ok(reply) => reply,
+            Ok(reply) => {
+                self.forget(&lease.keys.lock);
+                reply
+            }
             Err(e @ (SessionError::Timeout(_) | SessionError::Unavailable(_))) => {
                 // The script may still run (a paused store answers later): give back a lease
                 // this invocation will never use, or the session stays busy for a lease time.
@@ -212,16 +218,41 @@ impl Sessions {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        {
+            let mut a = self.abandoned.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: an entry only spares a retry on this replica a lease time of 409s.
+            if a.len() >= 1024 {
+                a.clear();
+            }
+            a.insert(lease.keys.lock.clone(), lease.value.clone());
+        }
         let sessions = self.clone();
         handle.spawn(async move {
             let until = Instant::now() + sessions.options.lease;
             while Instant::now() < until {
-                if let Ok(true) = sessions.give_back(&lease).await {
-                    return;
+                let ours = sessions.abandoned(&lease.keys.lock).as_ref() == Some(&lease.value);
+                // Taken over by this replica's next acquire, or given back: done.
+                if !ours || matches!(sessions.give_back(&lease).await, Ok(true)) {
+                    break;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut a = sessions.abandoned.lock().unwrap_or_else(|p| p.into_inner());
+            if a.get(&lease.keys.lock) == Some(&lease.value) {
+                a.remove(&lease.keys.lock);
             }
         });
+    }
+
+    /// This replica's abandoned lease on the session with lock key `lock`, if any.
+    fn abandoned(&self, lock: &str) -> Option<String> {
+        let a = self.abandoned.lock().unwrap_or_else(|p| p.into_inner());
+        a.get(lock).cloned()
+    }
+
+    fn forget(&self, lock: &str) {
+        let mut a = self.abandoned.lock().unwrap_or_else(|p| p.into_inner());
+        a.remove(lock);
     }
 
     /// Extends the lease; [`SessionError::LockLost`] when it is no longer this holder's.

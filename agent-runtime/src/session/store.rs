@@ -125,9 +125,11 @@ pub struct Store {
 impl Store {
     /// A store at `url` that connects on first use (so the runtime starts, and serves
     /// invocations without a session, while the store is down); each call gives up after
-    /// `timeout`.
+    /// `timeout`. With `ca_pem` (`rediss://` only), the store's certificate must chain to
+    /// that CA instead of the system's roots.
     pub fn connect_lazy(
         url: &str,
+        ca_pem: Option<&str>,
         timeout: Duration,
         metrics: StoreMetrics,
     ) -> Result<Self, StoreError> {
@@ -140,7 +142,22 @@ impl Store {
                 "#insecure (no certificate check) is not supported".into(),
             ));
         }
-        let client = redis::Client::open(url).map_err(StoreError::Client)?;
+        let client = match ca_pem {
+            None => redis::Client::open(url),
+            Some(_) if scheme != "rediss" => {
+                return Err(StoreError::Url(
+                    "memory.caPem is set: the URL must be rediss:// (TLS)".into(),
+                ));
+            }
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.as_bytes().to_vec()),
+                },
+            ),
+        }
+        .map_err(StoreError::Client)?;
         // Few, short reconnect attempts: a call waits on a reconnect in progress, and the
         // call timeout bounds that wait anyway; the next call starts a new attempt.
         let config = ConnectionManagerConfig::new()
@@ -264,14 +281,18 @@ mod tests {
     async fn only_redis_urls_are_taken_and_insecure_tls_is_refused() {
         let m = StoreMetrics::default();
         let t = DEFAULT_CALL_TIMEOUT;
-        let e = Store::connect_lazy("http://localhost:6379", t, m.clone())
+        let e = Store::connect_lazy("http://localhost:6379", None, t, m.clone())
             .err()
             .unwrap();
         assert!(e.to_string().contains("\"http\""), "{e}");
-        let e = Store::connect_lazy("rediss://h:6379/#insecure", t, m.clone())
+        let e = Store::connect_lazy("rediss://h:6379/#insecure", None, t, m.clone())
             .err()
             .unwrap();
         assert!(e.to_string().contains("#insecure"), "{e}");
-        assert!(Store::connect_lazy("redis://127.0.0.1:1/0", t, m).is_ok());
+        let e = Store::connect_lazy("redis://h:6379", Some("pem"), t, m.clone())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("must be rediss://"), "{e}");
+        assert!(Store::connect_lazy("redis://127.0.0.1:1/0", None, t, m).is_ok());
     }
 }
