@@ -41,10 +41,20 @@ async fn start(
     memory: MemoryConfig,
     tools: &ToolServer,
 ) -> (FakeBedrock, RuntimeUnderTest) {
+    start_limited(redis_url, memory, tools, limits()).await
+}
+
+/// The same, with other limits.
+async fn start_limited(
+    redis_url: &str,
+    memory: MemoryConfig,
+    tools: &ToolServer,
+    limits: agentry_crds::limits::EffectiveLimits,
+) -> (FakeBedrock, RuntimeUnderTest) {
     let fake = FakeBedrock::start().await.unwrap();
     let mut cfg = config(
         vec![http_tool("top_song", tools.url("/top_song"), 5)],
-        limits(),
+        limits,
     );
     cfg.memory = Some(memory);
     let rt = runtime::start(cfg, &fake, env(redis_url)).await;
@@ -645,4 +655,71 @@ async fn a_tls_store_with_a_private_ca_from_the_runtime_config_keeps_sessions() 
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(get(&rt.url, "tls").await.1["version"], 2);
+}
+
+#[tokio::test]
+async fn an_invocation_past_its_deadline_writes_nothing() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let quick = agentry_crds::limits::EffectiveLimits {
+        timeout_seconds: 1,
+        ..limits()
+    };
+    let (fake, rt) = start_limited(&redis.url(), memory(60, 100), &tools, quick).await;
+    fake.push([
+        Script::Turn(Turn::text("first")),
+        Script::Delay(
+            Duration::from_secs(3),
+            Box::new(Script::Turn(Turn::text("late"))),
+        ),
+    ]);
+    assert_eq!(
+        ask(&rt.url, json!({"sessionId": "d", "input": "one"}))
+            .await
+            .0,
+        200
+    );
+    let (status, body, _) = ask(&rt.url, json!({"sessionId": "d", "input": "two"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (504, Some("deadline_exceeded"))
+    );
+    let s = get(&rt.url, "d").await.1;
+    assert_eq!(
+        (s["version"].as_u64(), s["running"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(texts(&s["messages"]), ["user: one", "assistant: first"]);
+}
+
+#[tokio::test]
+async fn a_turn_stopped_by_a_limit_inside_a_tool_round_is_not_kept() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[("/top_song", song())]).await;
+    let one_call = agentry_crds::limits::EffectiveLimits {
+        max_iterations: 1,
+        ..limits()
+    };
+    let (fake, rt) = start_limited(&redis.url(), memory(60, 100), &tools, one_call).await;
+    fake.push([
+        Script::Turn(Turn::text("first")),
+        Script::Turn(Turn::tools(&[("t1", "top_song", json!({"sign": "WZPZ"}))])),
+    ]);
+    assert_eq!(
+        ask(&rt.url, json!({"sessionId": "l", "input": "one"}))
+            .await
+            .0,
+        200
+    );
+    let (status, body, _) = ask(&rt.url, json!({"sessionId": "l", "input": "two"})).await;
+    assert_eq!(
+        (status, body["stopReason"].as_str()),
+        (200, Some("max_iterations")),
+        "{body}"
+    );
+    // Its unanswered toolUse would make the next input invalid: the session keeps whole
+    // turns only, so the turn that ended without an answer is left out.
+    let s = get(&rt.url, "l").await.1;
+    assert_eq!(texts(&s["messages"]), ["user: one", "assistant: first"]);
+    assert_eq!(s["version"], 1);
 }
