@@ -12,20 +12,23 @@
 //! - [`store`]: the connection, timeouts, key layout and metrics;
 //! - [`scripts`]: the Lua scripts, each validating before its first write;
 //! - [`record`]: the stored shapes (schema 1);
-//! - [`trim`]: where history may be cut (`maxMessages`), without I/O.
+//! - [`trim`]: where history may be cut (`maxMessages`), without I/O;
+//! - `lease` and `ops`: the lease (token, renewal, abandoned acquires) and the operations.
 
 pub mod record;
 pub mod scripts;
 pub mod store;
 pub mod trim;
 
+mod lease;
 mod ops;
 
 use std::time::Duration;
 
 use agentry_crds::runtime_config::{AgentIdentity, MemoryConfig};
 
-pub use ops::{Commit, Lease, Loaded, Snapshot, now_ms};
+pub use lease::Lease;
+pub use ops::{Commit, Loaded, Snapshot, now_ms};
 pub use store::{Store, StoreError, StoreMetrics};
 
 /// Why a session operation failed. Each variant has one [`code`](SessionError::code), which
