@@ -268,4 +268,3 @@ async fn a_tls_store_with_a_private_ca_from_the_runtime_config_keeps_sessions() 
     }
     assert_eq!(get(&rt.url, "tls").await.1["version"], 2);
 }
-
