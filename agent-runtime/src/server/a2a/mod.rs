@@ -277,7 +277,7 @@ async fn send(
         depth,
         deadline: crate::invoke::deadline(&s.rt.config, caller_ms),
     };
-    let mut updates = run::start(s, store, task.clone(), job);
+    let mut updates = run::start(s, store, task.clone(), job, stream);
     let mut response = if stream {
         stream_response(id, version, task, updates)
     } else if p.blocking {

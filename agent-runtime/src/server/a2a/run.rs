@@ -57,12 +57,14 @@ fn ended(task: &mut Task, outcome: &Result<invoke::Summary, crate::bedrock::Bedr
 }
 
 /// Starts `task` (submitted, in the store from now on): returns a receiver of the task as it
-/// changes (working, then its final state); it closes once the task has ended.
+/// changes (working, then its final state; only the final state when `progress` is false, so
+/// a blocking send is woken once); it closes once the task has ended.
 pub fn start(
     s: &AppState,
     store: &Arc<Store>,
     task: Task,
     job: Job,
+    progress: bool,
 ) -> mpsc::UnboundedReceiver<Task> {
     let (cancel_tx, cancel_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -76,7 +78,9 @@ pub fn start(
         deadline,
     } = job;
     tokio::spawn(async move {
-        if let Some(t) = store.update(&task.id, |t| t.state = State::Working) {
+        if let Some(t) = store.update(&task.id, |t| t.state = State::Working)
+            && progress
+        {
             let _ = tx.send(t);
         }
         let request = Request {
