@@ -35,6 +35,11 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// Whether the model finished its answer (rather than a limit stopping it).
+    pub fn answered(&self) -> bool {
+        matches!(self, Self::EndTurn | Self::StopSequence)
+    }
+
     /// From Bedrock's `stopReason` (not `tool_use`, which continues the loop).
     pub fn from_model(reason: &str) -> Self {
         match reason {

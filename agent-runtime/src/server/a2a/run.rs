@@ -12,7 +12,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::new_id;
 use super::store::{Message, Role, State, Store, Task};
 use crate::invoke::{self, Request};
-use crate::machine::StopReason;
 use crate::server::AppState;
 use crate::server::invocation::Invocation;
 
@@ -35,12 +34,7 @@ pub struct Job {
 /// stop reason and whatever partial text there was.
 fn ended(task: &mut Task, outcome: &Result<invoke::Summary, crate::bedrock::BedrockError>) {
     match outcome {
-        Ok(s)
-            if matches!(
-                s.stop_reason,
-                StopReason::EndTurn | StopReason::StopSequence
-            ) =>
-        {
+        Ok(s) if s.stop_reason.answered() => {
             task.state = State::Completed;
             task.answer = Some((new_id(), s.output.clone()));
         }
@@ -121,6 +115,7 @@ pub fn start(
 mod tests {
     use super::*;
     use crate::conversation::Usage;
+    use crate::machine::StopReason;
 
     fn task() -> Task {
         Task {

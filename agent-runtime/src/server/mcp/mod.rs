@@ -35,7 +35,6 @@ use agentry_crds::runtime_config::AgentIdentity;
 use super::invocation::{Invocation, Protocol};
 use super::{AppState, body, error};
 use crate::invoke::{self, Request as LoopRequest, Summary};
-use crate::machine::StopReason;
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 
 const PATH: &str = "/mcp";
@@ -94,14 +93,7 @@ pub fn input_schema() -> Map<String, Value> {
 /// an error (the answer is incomplete), carrying the reason and whatever text there was.
 pub fn result_of(outcome: &Result<Summary, crate::bedrock::BedrockError>) -> (String, bool) {
     match outcome {
-        Ok(s)
-            if matches!(
-                s.stop_reason,
-                StopReason::EndTurn | StopReason::StopSequence
-            ) =>
-        {
-            (s.output.clone(), false)
-        }
+        Ok(s) if s.stop_reason.answered() => (s.output.clone(), false),
         Ok(s) => {
             let why = format!(
                 "the agent stopped before finishing its answer: {}",
@@ -312,6 +304,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 mod tests {
     use super::*;
     use crate::conversation::Usage;
+    use crate::machine::StopReason;
 
     fn summary(stop: StopReason, output: &str) -> Result<Summary, crate::bedrock::BedrockError> {
         Ok(Summary {
