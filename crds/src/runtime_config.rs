@@ -60,6 +60,12 @@ pub struct MemoryConfig {
     /// image's public roots: for a store with a private CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
+    /// Context compaction: when a session's history plus the new input would pass this many
+    /// tokens (estimated from the model's reported usage of the last turn), its oldest whole
+    /// turns are replaced by a summary the model writes in one extra call (at least 1000).
+    /// Absent: never compact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_context_tokens: Option<u32>,
 }
 
 /// Name and namespace of the Agent.
@@ -395,6 +401,7 @@ mod tests {
             ttl_seconds: 86_400,
             max_messages: 500,
             ca_pem: None,
+            max_context_tokens: None,
         });
         let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
         assert_eq!(
@@ -402,6 +409,24 @@ mod tests {
             serde_json::json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 86400, "maxMessages": 500})
         );
         assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn max_context_tokens_is_read_by_its_camel_case_name_and_a_bad_value_names_it() {
+        let mut c = sample();
+        c.memory = Some(MemoryConfig {
+            url_from_env: "AGENTRY_MEMORY_URL".into(),
+            ttl_seconds: 60,
+            max_messages: 100,
+            ca_pem: None,
+            max_context_tokens: Some(150_000),
+        });
+        let text = c.to_json();
+        assert!(text.contains("\"maxContextTokens\": 150000"), "{text}");
+        assert_eq!(RuntimeConfig::from_json(&text).unwrap(), c);
+        let bad = text.replace("150000", "-1");
+        let err = RuntimeConfig::from_json(&bad).unwrap_err().to_string();
+        assert!(err.contains("memory.maxContextTokens: invalid value"), "{err}");
     }
 
     #[test]

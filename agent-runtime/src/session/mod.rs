@@ -135,6 +135,9 @@ impl SessionId {
     }
 }
 
+/// The least `memory.maxContextTokens` taken.
+pub const MIN_CONTEXT_TOKENS: u32 = 1000;
+
 /// How sessions behave.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -179,6 +182,13 @@ impl Sessions {
             return Err(StoreError::Setting(
                 "memory.maxMessages must be at least 2".into(),
             ));
+        }
+        if let Some(n) = memory.max_context_tokens
+            && n < MIN_CONTEXT_TOKENS
+        {
+            return Err(StoreError::Setting(format!(
+                "memory.maxContextTokens must be at least {MIN_CONTEXT_TOKENS} (it is {n}): below that a summary and one turn do not fit; leave it out to never compact"
+            )));
         }
         if lease < Duration::from_millis(300) {
             return Err(StoreError::Setting(
@@ -234,6 +244,7 @@ mod tests {
             ttl_seconds: 60,
             max_messages: 10,
             ca_pem: None,
+            max_context_tokens: None,
         };
         let lease = Options::DEFAULT_LEASE;
         let build = |m: &MemoryConfig, env: Option<&str>| {
@@ -266,6 +277,19 @@ mod tests {
                 .unwrap()
                 .contains("maxMessages")
         );
+        let tiny = MemoryConfig {
+            max_context_tokens: Some(999),
+            ..memory.clone()
+        };
+        assert_eq!(
+            build(&tiny, Some("redis://h:1")).unwrap(),
+            "memory.maxContextTokens must be at least 1000 (it is 999): below that a summary and one turn do not fit; leave it out to never compact"
+        );
+        let enough = MemoryConfig {
+            max_context_tokens: Some(1000),
+            ..memory.clone()
+        };
+        assert_eq!(build(&enough, Some("redis://h:1")), None);
         assert_eq!(build(&memory, Some("redis://h:1")), None);
     }
 

@@ -21,6 +21,7 @@ pub fn memory(ttl_seconds: u32, max_messages: u32) -> MemoryConfig {
         ttl_seconds,
         max_messages,
         ca_pem: None,
+        max_context_tokens: None,
     }
 }
 
