@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{EffectiveLimits, Limits};
+use crate::memory::Memory;
 use crate::model::ModelSpec;
 use crate::tool::Tool;
 use crate::workload::{ImagePullPolicy, ServiceAccountSpec};
@@ -71,6 +72,9 @@ use crate::workload::{ImagePullPolicy, ServiceAccountSpec};
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "has(self.systemPrompt) != has(self.systemPromptFrom)",
     "message": "set exactly one of systemPrompt (inline text) or systemPromptFrom (a ConfigMap key)",
+}, {
+    "rule": "!has(self.memory) || !has(self.env) || self.env.all(e, e.name != 'AGENTRY_MEMORY_URL')",
+    "message": "spec.env sets AGENTRY_MEMORY_URL, which Agentry fills from spec.memory.url.secretKeyRef: remove that env entry (put the store's URL in the Secret spec.memory.url names)",
 }]))]
 pub struct AgentSpec {
     /// What the Agent does, in a sentence or a paragraph, for other agents and people (at most
@@ -105,6 +109,14 @@ pub struct AgentSpec {
     /// Per-invocation limits. Unset limits take the defaults given in each field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+
+    /// Sessions: the runtime keeps each conversation, by the `sessionId` a client sends, in a
+    /// Redis-compatible store shared by all replicas (Redis, Valkey, Amazon ElastiCache with
+    /// cluster mode disabled; cluster mode, so MemoryDB, is not supported). Unset: the Agent is
+    /// stateless and a `sessionId` is refused. With it, `spec.env` may not set
+    /// `AGENTRY_MEMORY_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Number of runtime pods (0 to 1000). Default 1. `kubectl scale` and HorizontalPodAutoscalers
     /// set it through the scale subresource.

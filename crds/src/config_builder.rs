@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::memory::{MEMORY_URL_ENV, Memory};
 use crate::openapi::Operation;
 use crate::runtime_config::{
     A2aToolConfig, AgentIdentity, AgentToolConfig, AuthConfig, DEFAULT_MAX_TOKENS, GuardrailConfig,
-    HeaderConfig, HttpToolConfig, LambdaToolConfig, McpToolConfig, ModelConfig,
+    HeaderConfig, HttpToolConfig, LambdaToolConfig, McpToolConfig, MemoryConfig, ModelConfig,
     OpenApiDocumentConfig, OpenApiToolConfig, RUNTIME_CONFIG_API_VERSION, RuntimeConfig,
     SigV4Config, ToolConfig, ToolKindConfig,
 };
@@ -196,6 +197,18 @@ fn tool_config(
     })
 }
 
+/// `spec.memory` for the runtime: the URL named by [`MEMORY_URL_ENV`], which the Deployment fills
+/// from the Secret key (and a local run from its own environment), defaults applied.
+pub fn memory_config(memory: &Memory) -> MemoryConfig {
+    MemoryConfig {
+        url_from_env: MEMORY_URL_ENV.into(),
+        ttl_seconds: memory.effective_ttl_seconds(),
+        max_messages: memory.effective_max_messages(),
+        ca_pem: memory.ca_pem.clone(),
+        max_context_tokens: None,
+    }
+}
+
 /// The runtime configuration of Agent `namespace/name`, with `system_prompt` and the
 /// ConfigMap-held OpenAPI documents already resolved.
 pub fn runtime_config(
@@ -238,8 +251,7 @@ pub fn runtime_config(
             .enumerate()
             .filter_map(|(i, t)| tool_config(namespace, spec, i, t, openapi))
             .collect(),
-        // Sessions have no Agent field yet (issue 13, step 3): the operator never sets them.
-        memory: None,
+        memory: spec.memory.as_ref().map(memory_config),
     }
 }
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod config_builder;
 pub mod crd;
 pub mod limits;
+pub mod memory;
 pub mod model;
 pub mod naming;
 pub mod openapi;
@@ -23,6 +24,7 @@ pub mod workload;
 
 pub use agent::{Agent, AgentSpec, AgentStatus, KeyRef, SystemPromptSource};
 pub use limits::{EffectiveLimits, Limits};
+pub use memory::{Memory, MemoryUrlSource};
 pub use model::{Guardrail, GuardrailTrace, ModelSpec};
 pub use tool::{
     A2aTool, AgentToolRef, AwsSigV4, HeaderValueSource, HttpAuth, HttpHeader, HttpMethod, HttpTool,

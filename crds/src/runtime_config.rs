@@ -39,8 +39,8 @@ pub struct RuntimeConfig {
     /// Tools with resolved endpoints.
     #[serde(default)]
     pub tools: Vec<ToolConfig>,
-    /// Sessions (conversations kept in a Redis-compatible store); absent: invocations are
-    /// stateless and `sessionId` is refused. Not set by the operator yet (no Agent field).
+    /// Sessions (conversations kept in a Redis-compatible store), from the Agent's
+    /// `spec.memory`; absent: invocations are stateless and `sessionId` is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryConfig>,
 }
@@ -426,7 +426,10 @@ mod tests {
         assert_eq!(RuntimeConfig::from_json(&text).unwrap(), c);
         let bad = text.replace("150000", "-1");
         let err = RuntimeConfig::from_json(&bad).unwrap_err().to_string();
-        assert!(err.contains("memory.maxContextTokens: invalid value"), "{err}");
+        assert!(
+            err.contains("memory.maxContextTokens: invalid value"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -230,3 +230,36 @@ fn input_schema_defaults_to_an_empty_object_schema() {
         serde_json::json!({"type": "object", "properties": {}})
     );
 }
+
+#[test]
+fn memory_names_the_url_variable_never_the_secret_and_applies_its_defaults() {
+    let c = runtime_config(
+        "weather",
+        "demo",
+        &spec(WEATHER),
+        "p",
+        &OpenApiOperations::new(),
+    );
+    assert_eq!(c.memory, None, "no spec.memory: stateless");
+    let yaml = format!(
+        "{WEATHER}  memory:\n    url: {{secretKeyRef: {{name: weather-store, key: url}}}}\n    maxMessages: 40\n"
+    );
+    let c = runtime_config(
+        "weather",
+        "demo",
+        &spec(&yaml),
+        "p",
+        &OpenApiOperations::new(),
+    );
+    assert_eq!(
+        c.memory,
+        Some(MemoryConfig {
+            url_from_env: "AGENTRY_MEMORY_URL".into(),
+            ttl_seconds: 86_400,
+            max_messages: 40,
+            ca_pem: None,
+            max_context_tokens: None,
+        })
+    );
+    assert!(!c.to_json().contains("weather-store"), "{}", c.to_json());
+}

@@ -1,0 +1,144 @@
+//! `spec.memory`: sessions, conversations kept in a Redis-compatible store so that a client
+//! sends only its new input and any replica continues the conversation.
+//!
+//! The store's URL carries its credentials, so the API only takes it from a Secret key: the
+//! operator never reads it, the pod gets it as an environment variable
+//! ([`MEMORY_URL_ENV`]) filled from that key, and the runtime configuration names only the
+//! variable. Defaults are applied when the spec is read ([`Memory::effective_ttl_seconds`]),
+//! never written into the spec.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::KeyRef;
+
+/// The runtime container's environment variable that holds the store's URL. It is Agentry's
+/// own: an Agent with `spec.memory` may not set it in `spec.env` (the schema refuses that).
+pub const MEMORY_URL_ENV: &str = "AGENTRY_MEMORY_URL";
+/// Default for `memory.ttlSeconds`: one day.
+pub const DEFAULT_TTL_SECONDS: u32 = 86_400;
+/// Default for `memory.maxMessages`.
+pub const DEFAULT_MAX_MESSAGES: u32 = 500;
+
+/// Sessions: the runtime keeps each conversation, by the `sessionId` a client sends, in a
+/// Redis-compatible store (Redis, Valkey, Amazon ElastiCache with cluster mode disabled), so
+/// the client sends only its new input and any replica continues it. Without `memory` the
+/// Agent is stateless and a `sessionId` is refused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Memory {
+    /// The store's URL, from a Secret key (it carries the password, so it is never inline):
+    /// `redis://` or `rediss://` (TLS), with `user:password@` when the store needs AUTH
+    /// (percent-encode reserved characters), e.g. `rediss://agentry:s3cret@my-cache.example:6379/0`.
+    pub url: MemoryUrlSource,
+
+    /// A session expires this many seconds after its last saved turn (1 to 31536000, a year).
+    /// Default 86400 (a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31536000))]
+    pub ttl_seconds: Option<i32>,
+
+    /// Most messages a session keeps (2 to 100000); past it the oldest whole turns are dropped
+    /// (the newest turn is kept whole even when longer). Default 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100000))]
+    pub max_messages: Option<i32>,
+
+    /// PEM of the CA that signed the store's certificate, for a `rediss://` store with a
+    /// private CA (without it the image's public roots are used). The certificate only, which
+    /// is public: never a private key. At most 65536 characters. The runtime refuses to start
+    /// when it is set and the URL is not `rediss://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 65536))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.contains('-----BEGIN CERTIFICATE-----')",
+        "message": "memory.caPem must hold the CA's certificate in PEM form (-----BEGIN CERTIFICATE----- ...); paste the certificate itself, not a file path",
+    }, {
+        "rule": "!self.contains('PRIVATE KEY')",
+        "message": "memory.caPem holds a private key: give only the CA's certificate (the key must stay secret)",
+    }]))]
+    pub ca_pem: Option<String>,
+}
+
+/// Where the store's URL comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryUrlSource {
+    /// A key of a Secret in the Agent's namespace holding the whole URL. The pod reads it when
+    /// it starts: a changed value reaches running pods only when they restart.
+    pub secret_key_ref: KeyRef,
+}
+
+impl Memory {
+    /// `ttlSeconds` with its default applied.
+    pub fn effective_ttl_seconds(&self) -> u32 {
+        positive(self.ttl_seconds, DEFAULT_TTL_SECONDS)
+    }
+
+    /// `maxMessages` with its default applied.
+    pub fn effective_max_messages(&self) -> u32 {
+        // Below 2 only when the schema was bypassed; the runtime refuses it, so take the default.
+        self.max_messages
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v >= 2)
+            .unwrap_or(DEFAULT_MAX_MESSAGES)
+    }
+}
+
+fn positive(value: Option<i32>, default: u32) -> u32 {
+    value
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| *v >= 1)
+        .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(yaml: &str) -> Memory {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn unset_ttl_and_max_messages_take_the_documented_defaults() {
+        let m = memory("url: {secretKeyRef: {name: store, key: url}}");
+        assert_eq!(m.effective_ttl_seconds(), 86_400);
+        assert_eq!(m.effective_max_messages(), 500);
+    }
+
+    #[test]
+    fn set_values_win_and_values_that_bypassed_the_schema_fall_back_to_the_defaults() {
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\nttlSeconds: 60\nmaxMessages: 4");
+        assert_eq!(
+            (m.effective_ttl_seconds(), m.effective_max_messages()),
+            (60, 4)
+        );
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\nttlSeconds: 0\nmaxMessages: 1");
+        assert_eq!(
+            (m.effective_ttl_seconds(), m.effective_max_messages()),
+            (DEFAULT_TTL_SECONDS, DEFAULT_MAX_MESSAGES)
+        );
+    }
+
+    #[test]
+    fn the_url_can_only_come_from_a_secret_key() {
+        let inline = serde_yaml::from_str::<Memory>("url: redis://h:6379");
+        assert!(inline.is_err());
+    }
+
+    #[test]
+    fn the_spec_rule_refusing_a_clashing_env_entry_names_this_variable() {
+        let crd = serde_json::to_value(crate::crd::agent_crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let rules = spec["x-kubernetes-validations"].as_array().unwrap();
+        let quoted = format!("'{MEMORY_URL_ENV}'");
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["rule"].as_str().unwrap().contains(&quoted)
+                    && r["message"].as_str().unwrap().contains(MEMORY_URL_ENV)),
+            "{rules:?}"
+        );
+    }
+}
