@@ -4,6 +4,7 @@
 //! Failures here are permanent: nothing changes until the user edits the Agent, so the
 //! controller reports them in status and waits instead of retrying.
 
+use agentry_crds::memory::MEMORY_URL_ENV;
 use agentry_crds::{Agent, AgentSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
@@ -45,6 +46,13 @@ pub enum InvalidAgent {
         /// The tool's name.
         name: String,
     },
+    /// `spec.env` sets the variable the store URL is given in (only possible if the schema was
+    /// bypassed): the pod would get the name twice, which server-side apply refuses.
+    #[error(
+        "spec.env sets {MEMORY_URL_ENV}, which Agentry fills from spec.memory.url.secretKeyRef: \
+         remove that env entry (put the store's URL in the Secret spec.memory.url names)"
+    )]
+    MemoryUrlEnv,
 }
 
 impl InvalidAgent {
@@ -54,6 +62,7 @@ impl InvalidAgent {
             Self::Name(_) => "InvalidName",
             Self::Metadata(_) => "InvalidMetadata",
             Self::ToolKind { .. } => "InvalidTool",
+            Self::MemoryUrlEnv => "InvalidEnv",
         }
     }
 }
@@ -93,6 +102,16 @@ pub fn validate(agent: &Agent) -> Result<ValidatedAgent, InvalidAgent> {
             index,
             name: tool.name.clone(),
         });
+    }
+    if agent.spec.memory.is_some()
+        && agent
+            .spec
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == MEMORY_URL_ENV)
+    {
+        return Err(InvalidAgent::MemoryUrlEnv);
     }
     Ok(ValidatedAgent {
         name,
@@ -155,5 +174,22 @@ spec:
             err.to_string(),
             "spec.tools[0] (t) must set exactly one of http, lambda, openapi, agent, mcp or a2a"
         );
+    }
+
+    #[test]
+    fn an_env_entry_named_like_the_memory_url_variable_is_refused_only_with_memory() {
+        let env = "  env: [{name: AGENTRY_MEMORY_URL, value: \"redis://h:6379\"}]\n";
+        // Without spec.memory the variable is the user's own: nothing reads it.
+        assert!(validate(&agent(&format!("{OK}{env}"))).is_ok());
+        let memory = "  memory: {url: {secretKeyRef: {name: store, key: url}}}\n";
+        let err = validate(&agent(&format!("{OK}{env}{memory}"))).unwrap_err();
+        assert_eq!(err.reason(), "InvalidEnv");
+        assert!(
+            err.to_string().starts_with(
+                "spec.env sets AGENTRY_MEMORY_URL, which Agentry fills from spec.memory.url.secretKeyRef"
+            ),
+            "{err}"
+        );
+        assert!(validate(&agent(&format!("{OK}{memory}"))).is_ok());
     }
 }

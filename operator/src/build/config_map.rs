@@ -43,4 +43,39 @@ mod tests {
         assert_eq!(parsed.system_prompt, "prompt");
         assert_eq!(parsed.agent.namespace, "demo");
     }
+
+    #[test]
+    fn memory_reaches_the_config_as_the_url_variable_with_its_settings_and_no_secret_name() {
+        let yaml = format!(
+            "{WEATHER}  memory:\n    url: {{secretKeyRef: {{name: weather-store, key: url}}}}\n    \
+             ttlSeconds: 3600\n    maxMessages: 50\n    caPem: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"\n"
+        );
+        let a = validated(&yaml);
+        let cm = config_map(
+            &a,
+            &runtime_config(&a, "prompt", &Default::default(), &Default::default()),
+        );
+        let text = &cm.data.unwrap()["config.json"];
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            json["memory"],
+            serde_json::json!({
+                "urlFromEnv": "AGENTRY_MEMORY_URL",
+                "ttlSeconds": 3600,
+                "maxMessages": 50,
+                "caPem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            })
+        );
+        assert!(!text.contains("weather-store"), "{text}");
+        let parsed = RuntimeConfig::from_json(text).unwrap();
+        assert_eq!(parsed.memory.unwrap().ttl_seconds, 3600);
+    }
+
+    #[test]
+    fn an_agent_without_memory_gets_a_config_without_it() {
+        let a = validated(WEATHER);
+        let config = runtime_config(&a, "prompt", &Default::default(), &Default::default());
+        let text = &config_map(&a, &config).data.unwrap()["config.json"];
+        assert!(!text.contains("memory"), "{text}");
+    }
 }

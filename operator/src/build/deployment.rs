@@ -17,6 +17,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use agentry_crds::memory::MEMORY_URL_ENV;
+
 use super::runtime_config::secret_headers;
 use super::{RUNTIME_PORT, child_meta, config_map_name, labels};
 use crate::validate::ValidatedAgent;
@@ -91,6 +93,22 @@ fn probe(path: &str, period: i32) -> Probe {
     }
 }
 
+/// Variable `name` from key `key` of Secret `secret`, which must exist.
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
 fn env(agent: &ValidatedAgent, defaults: &[(String, String)]) -> Vec<EnvVar> {
     let mut env = vec![EnvVar {
         name: "AGENTRY_CONFIG".into(),
@@ -103,19 +121,15 @@ fn env(agent: &ValidatedAgent, defaults: &[(String, String)]) -> Vec<EnvVar> {
     env.extend(
         secret_headers(&agent.spec)
             .into_iter()
-            .map(|(name, key)| EnvVar {
-                name,
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: key.name,
-                        key: key.key,
-                        optional: Some(false),
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            }),
+            .map(|(name, key)| secret_env(&name, &key.name, &key.key)),
     );
+    // The session store's URL carries its password: the pod reads it from the Secret key, the
+    // operator never does. Not optional: a pod without it could not keep sessions, so it waits
+    // for the Secret (CreateContainerConfigError names it) rather than start half-configured.
+    if let Some(memory) = &agent.spec.memory {
+        let key = &memory.url.secret_key_ref;
+        env.push(secret_env(MEMORY_URL_ENV, &key.name, &key.key));
+    }
     let own = agent.spec.env.as_deref().unwrap_or_default();
     // The Agent's own value wins, and a name must not appear twice: server-side apply refuses
     // a duplicate key in the list. Before the Agent's own, so those can refer to them as $(NAME).

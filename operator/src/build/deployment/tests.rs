@@ -188,6 +188,56 @@ fn mcp_secret_headers_reach_the_pod_like_http_ones() {
     );
 }
 
+const MEMORY: &str = "  memory:\n    url: {secretKeyRef: {name: hello-store, key: url}}\n";
+
+#[test]
+fn memory_url_reaches_the_pod_from_its_secret_key_and_never_as_a_value() {
+    let d = build(&format!("{MINIMAL}{MEMORY}"));
+    let env = pod(&d).containers[0].env.clone().unwrap();
+    let vars: Vec<&EnvVar> = env
+        .iter()
+        .filter(|e| e.name == "AGENTRY_MEMORY_URL")
+        .collect();
+    assert_eq!(vars.len(), 1, "{env:?}");
+    assert!(vars[0].value.is_none());
+    assert_eq!(
+        vars[0].value_from.as_ref().unwrap().secret_key_ref,
+        Some(SecretKeySelector {
+            name: "hello-store".into(),
+            key: "url".into(),
+            optional: Some(false),
+        })
+    );
+}
+
+#[test]
+fn an_agent_without_memory_gets_no_memory_url_variable() {
+    let env = pod(&build(MINIMAL)).containers[0].env.clone().unwrap();
+    assert!(
+        env.iter().all(|e| e.name != "AGENTRY_MEMORY_URL"),
+        "{env:?}"
+    );
+}
+
+#[test]
+fn a_chart_default_named_like_the_memory_url_variable_does_not_duplicate_it() {
+    let r = RuntimeImage {
+        env: vec![("AGENTRY_MEMORY_URL".into(), "redis://chart:6379".into())],
+        ..runtime()
+    };
+    let d = build_with(&format!("{MINIMAL}{MEMORY}"), &r);
+    let env = pod(&d).containers[0].env.clone().unwrap();
+    let vars: Vec<&EnvVar> = env
+        .iter()
+        .filter(|e| e.name == "AGENTRY_MEMORY_URL")
+        .collect();
+    assert_eq!(vars.len(), 1, "{env:?}");
+    assert!(
+        vars[0].value_from.is_some(),
+        "the Secret's, not the chart's"
+    );
+}
+
 #[test]
 fn pod_level_overrides_from_the_spec_are_passed_through() {
     let yaml = format!(
