@@ -19,6 +19,7 @@ use crate::session::Sessions;
 use crate::telemetry::{Telemetry, Trace};
 use crate::tools::{CallContext, Toolbox};
 
+pub mod compaction;
 mod pending;
 pub mod session;
 use pending::{Call, Pending};
@@ -71,6 +72,9 @@ pub struct Progress {
     input_tokens: AtomicU64,
     cached_input_tokens: AtomicU64,
     output_tokens: AtomicU64,
+    /// The last model reply's input (cached part included) plus output: what the
+    /// conversation weighs now, as the model counted it.
+    context_tokens: AtomicU64,
 }
 
 /// A reading of [`Progress`].
@@ -98,6 +102,11 @@ impl Progress {
             cached_input_tokens: self.cached_input_tokens.load(Ordering::Relaxed),
             output_tokens: self.output_tokens.load(Ordering::Relaxed),
         }
+    }
+
+    /// The last model reply's input (cached part included) plus output; 0 before any reply.
+    pub fn context_tokens(&self) -> u64 {
+        self.context_tokens.load(Ordering::Relaxed)
     }
 }
 
@@ -325,6 +334,14 @@ async fn run(
                             progress
                                 .output_tokens
                                 .fetch_add(reply.usage.output_tokens, Ordering::Relaxed);
+                            let u = reply.usage;
+                            progress.context_tokens.store(
+                                u.input_tokens
+                                    + u.cache_read_input_tokens
+                                    + u.cache_write_input_tokens
+                                    + u.output_tokens,
+                                Ordering::Relaxed,
+                            );
                             let next = state.on_model_reply(reply);
                             if !state.output().is_empty() {
                                 texts.push(state.output().to_string());

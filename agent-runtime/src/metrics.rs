@@ -43,6 +43,8 @@ pub struct Metrics {
     gen_ai_seconds: Family<L1, Histogram>,
     gen_ai_first_chunk: Family<L1, Histogram>,
     cost: Family<L1, Counter<f64, AtomicU64>>,
+    compactions: Family<L1, Counter>,
+    compacted_messages: Counter,
     max_concurrent: Gauge,
     /// The Agent's model and its price, when known.
     model: Option<ModelSeries>,
@@ -233,6 +235,8 @@ impl Metrics {
             gen_ai_seconds,
             gen_ai_first_chunk,
             cost,
+            compactions: Family::default(),
+            compacted_messages: Counter::default(),
             max_concurrent,
             model: None,
             invocations,
@@ -350,7 +354,26 @@ impl Metrics {
             "Duration of session store calls by op",
             store.seconds.clone(),
         );
+        r.register(
+            "session_compactions",
+            "Context compactions tried, by outcome: compacted (saved with the turn), not_saved (the invocation saved nothing), newest_turn_only (nothing older to summarise), not_a_summary, deadline, or the summary call's Bedrock error category",
+            self.compactions.clone(),
+        );
+        r.register(
+            "session_compacted_messages",
+            "Messages of old turns replaced by a saved summary",
+            self.compacted_messages.clone(),
+        );
         self
+    }
+
+    /// A context compaction that ended with `outcome`, replacing `messages` stored messages.
+    pub fn compaction(&self, outcome: &str, messages: usize) {
+        self.compactions
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+        self.compacted_messages
+            .inc_by(u64::try_from(messages).unwrap_or(u64::MAX));
     }
 
     /// These metrics for an Agent calling `model` (priced at `price`, when known) with at most

@@ -19,6 +19,7 @@ fn options(ttl: Duration, lease: Duration) -> Options {
     Options {
         ttl,
         max_messages: 100,
+        max_context_tokens: None,
         lease,
         pod: "pod-a".into(),
     }

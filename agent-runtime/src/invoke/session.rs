@@ -6,10 +6,11 @@
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Event, Progress, Request, Runtime, Summary};
+use super::{Event, Progress, Request, Runtime, Summary, compaction};
 use crate::bedrock::BedrockError;
+use crate::conversation::Message;
 use crate::machine::StopReason;
-use crate::session::{Commit, Loaded, SessionError, SessionId, Sessions, trim};
+use crate::session::{Commit, Loaded, SessionError, SessionId, Sessions, compact, trim};
 
 /// How a session invocation ended: the store failed (`Err`), or the loop ran and ended as
 /// a stateless one does (`Ok`).
@@ -52,51 +53,116 @@ impl Held {
 
     /// Runs `req` after the session's history and commits its new messages (the settled part,
     /// trimmed to whole turns within `maxMessages`); on any failure nothing is written.
+    ///
+    /// With `maxContextTokens`, a history that would pass it is compacted first
+    /// ([`compaction::attempt`]): the loop runs on the summary and the newest turns, and the
+    /// commit replaces the summarised turns with the summary, atomically with the turn. A
+    /// summary call that fails leaves the history whole: the loop runs on all of it. The
+    /// report is returned when the compaction was saved.
     pub async fn run(
         mut self,
         rt: &Runtime,
         mut req: Request,
         events: Option<UnboundedSender<Event>>,
         progress: &Progress,
-    ) -> Outcome {
-        let Some((lease, history)) = self
+    ) -> (Outcome, Option<compaction::Report>) {
+        let Some((lease, state, stored)) = self
             .loaded
             .as_ref()
-            .map(|l| (l.lease.clone(), l.messages.clone()))
+            .map(|l| (l.lease.clone(), l.state.clone(), l.messages.clone()))
         else {
-            return Err(SessionError::LockLost);
+            return (Err(SessionError::LockLost), None);
         };
-        req.messages = history;
-        let history = req.messages.len();
+        let max_context = self.sessions.options().max_context_tokens;
         // Dropped while this runs (a client gone), `self` gives the lease back.
-        let work = super::converse(rt, req, events, progress);
+        let work = async {
+            let seen = compact::with_summary(state.summary.as_deref(), stored.clone());
+            let attempt = match max_context {
+                Some(max) => {
+                    compaction::attempt(rt, &req, &seen, state.meta.context_tokens, max, progress)
+                        .await
+                }
+                None => None,
+            };
+            req.messages = match attempt.as_ref().map(|a| &a.result) {
+                Some(Ok((c, _))) => compact::with_summary(
+                    Some(&c.summary),
+                    stored.get(c.summarized..).unwrap_or_default().to_vec(),
+                ),
+                _ => seen,
+            };
+            let history = req.messages.len();
+            let ended = super::converse(rt, req, events, progress).await;
+            (attempt, history, ended)
+        };
         let ended = self.sessions.while_held(&lease, work).await;
         let Some(loaded) = self.loaded.take() else {
-            return Err(SessionError::LockLost);
+            return (Err(SessionError::LockLost), None);
         };
-        let (summary, messages) = match ended {
+        let (attempt, history, ended) = match ended {
             Err(lost) => {
                 release(&self.sessions, &loaded).await;
-                return Err(lost);
+                return (Err(lost), None);
             }
-            Ok(Err(e)) => {
-                release(&self.sessions, &loaded).await;
-                return Ok(Err(e));
-            }
-            Ok(Ok(done)) => done,
+            Ok(done) => done,
         };
+        let (outcome, saved) = self
+            .settle(&loaded, ended, history, attempt.as_ref(), progress)
+            .await;
+        let report = attempt.and_then(|a| match a.result {
+            Err(outcome) => {
+                rt.metrics.compaction(outcome, 0);
+                None
+            }
+            Ok((c, report)) if saved => {
+                rt.metrics.compaction("compacted", c.summarized);
+                Some(report)
+            }
+            // The invocation saved nothing, so its compaction is gone too; the next one on
+            // the session compacts again.
+            Ok(_) => {
+                rt.metrics.compaction("not_saved", 0);
+                None
+            }
+        });
+        (outcome, report)
+    }
+
+    /// Commits the turn `ended` (its messages after the first `history`), with the compaction
+    /// of `attempt` if it made one; also whether anything was written.
+    async fn settle(
+        &self,
+        loaded: &Loaded,
+        ended: Result<(Summary, Vec<Message>), BedrockError>,
+        history: usize,
+        attempt: Option<&compaction::Attempt>,
+        progress: &Progress,
+    ) -> (Outcome, bool) {
+        let (mut summary, messages) = match ended {
+            Err(e) => {
+                release(&self.sessions, loaded).await;
+                return (Ok(Err(e)), false);
+            }
+            Ok(done) => done,
+        };
+        if let Some(a) = attempt {
+            // The summary call is one of the invocation's model calls.
+            summary.usage.add(a.usage);
+        }
         let new = messages.get(history..).unwrap_or_default();
         if summary.stop_reason == StopReason::Deadline || trim::settled(new) == 0 {
-            release(&self.sessions, &loaded).await;
-            return Ok(Ok(summary));
+            release(&self.sessions, loaded).await;
+            return (Ok(Ok(summary)), false);
         }
         let max = self.sessions.options().max_messages;
-        let commit = Commit::turn(&loaded, new, max, crate::session::now_ms());
+        let compacted = attempt.and_then(|a| a.result.as_ref().ok()).map(|(c, _)| c);
+        let commit = Commit::compacted_turn(loaded, compacted, new, max, crate::session::now_ms())
+            .weighing(progress.context_tokens());
         if let Err(e) = self.sessions.commit(&loaded.lease, &commit).await {
-            release(&self.sessions, &loaded).await;
-            return Err(e);
+            release(&self.sessions, loaded).await;
+            return (Err(e), false);
         }
-        Ok(Ok(summary))
+        (Ok(Ok(summary)), true)
     }
 }
 

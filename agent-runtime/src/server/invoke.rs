@@ -6,6 +6,7 @@
 //! With `sessionId` the session's lease is taken and its history loaded before the answer
 //! starts (409 `session_busy`, 503 `session_store_unavailable`), and the turn is committed
 //! before the JSON answer or the stream's `done` event; a failed invocation writes nothing.
+//! A context compaction saved with the turn is reported in both as `compaction`.
 
 use std::convert::Infallible;
 
@@ -25,7 +26,7 @@ use super::invocation::{Invocation, Protocol};
 use super::sse;
 use super::{AppState, bedrock_error, error, retry_later, sessions};
 use crate::invoke::session::{self, Held, Outcome};
-use crate::invoke::{self, Progress, Request, Runtime, Summary};
+use crate::invoke::{self, Progress, Request, Runtime, Summary, compaction};
 use crate::machine::StopReason;
 use crate::session::SessionId;
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
@@ -140,7 +141,8 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
     }
 }
 
-/// The summary as answered: with the session's id when on a session.
+/// The summary as answered: with the session's id when on a session, and the compaction
+/// saved with the turn when there was one.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer<'a> {
@@ -148,7 +150,12 @@ struct Answer<'a> {
     summary: &'a Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compaction: Option<&'a compaction::Report>,
 }
+
+/// How an invocation ended, the session it ran on and the compaction it saved.
+type Ran = (Outcome, Option<SessionId>, Option<compaction::Report>);
 
 async fn run(
     rt: &Runtime,
@@ -156,15 +163,17 @@ async fn run(
     held: Option<Held>,
     events: Option<UnboundedSender<invoke::Event>>,
     progress: &Progress,
-) -> (Outcome, Option<SessionId>) {
+) -> Ran {
     match held {
         None => (
             Ok(invoke::invoke(rt, request, events, progress).await),
             None,
+            None,
         ),
         Some(h) => {
             let id = h.id().clone();
-            (h.run(rt, request, events, progress).await, Some(id))
+            let (outcome, report) = h.run(rt, request, events, progress).await;
+            (outcome, Some(id), report)
         }
     }
 }
@@ -183,7 +192,7 @@ async fn json_response(
     held: Option<Held>,
     mut inv: Invocation,
 ) -> Response {
-    let (result, id) = run(&s.rt, request, held, None, &inv.progress).await;
+    let (result, id, report) = run(&s.rt, request, held, None, &inv.progress).await;
     let response = match &result {
         Err(e) => sessions::session_error(e),
         Ok(Ok(summary)) if summary.stop_reason == StopReason::Deadline => error(
@@ -198,6 +207,7 @@ async fn json_response(
         Ok(Ok(summary)) => axum::Json(Answer {
             summary,
             session_id: id.as_ref().map(SessionId::as_str),
+            compaction: report.as_ref(),
         })
         .into_response(),
         Ok(Err(e)) => bedrock_error(e),
@@ -216,10 +226,10 @@ fn stream_response(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let rt = s.rt.clone();
     let task = tokio::spawn(async move {
-        let (result, id) = run(&rt, request, held, Some(tx), &inv.progress).await;
-        inv.finish(200, &outcome(&result));
+        let ran = run(&rt, request, held, Some(tx), &inv.progress).await;
+        inv.finish(200, &outcome(&ran.0));
         drop(inv);
-        let _ = done_tx.send((result, id));
+        let _ = done_tx.send(ran);
     });
     let guard = sse::AbortOnDrop(task.abort_handle());
     let state = (rx, Some(done_rx), guard);
@@ -254,19 +264,20 @@ fn stream_response(
         // The invocation dropped its sender: it has ended; its summary (or error) comes last.
         // On a session, `done` comes only after the commit succeeded.
         match done_rx.await {
-            Ok((Ok(Ok(summary)), id)) => {
+            Ok((Ok(Ok(summary)), id, report)) => {
                 let answer = Answer {
                     summary: &summary,
                     session_id: id.as_ref().map(SessionId::as_str),
+                    compaction: report.as_ref(),
                 };
                 sse::event(&mut buf, "done", &answer)
             }
-            Ok((Ok(Err(e)), _)) => sse::event(
+            Ok((Ok(Err(e)), _, _)) => sse::event(
                 &mut buf,
                 "error",
                 &json!({"error": {"code": e.code(), "message": e.to_string()}}),
             ),
-            Ok((Err(e), _)) => sse::event(
+            Ok((Err(e), _, _)) => sse::event(
                 &mut buf,
                 "error",
                 &json!({"error": {"code": e.code(), "message": crate::error_chain(&e)}}),

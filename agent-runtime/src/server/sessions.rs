@@ -56,7 +56,8 @@ fn rfc3339(ms: u64) -> Option<String> {
         .map(|t| t.to_string())
 }
 
-/// `GET /v1/sessions/{id}`: the session's messages and bookkeeping, without taking its lease
+/// `GET /v1/sessions/{id}`: the session's messages (and the summary of compacted ones, or
+/// null) and bookkeeping, without taking its lease
 /// (and without extending its life: reading is not activity).
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let (sessions, id) = match session(&s, &id) {
@@ -77,6 +78,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
                 "expiresAt": expires_at,
                 "turns": meta.turns,
                 "running": snap.running,
+                "summary": snap.state.summary,
                 "messages": snap.messages,
             }))
             .into_response()

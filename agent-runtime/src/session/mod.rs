@@ -13,8 +13,10 @@
 //! - [`scripts`]: the Lua scripts, each validating before its first write;
 //! - [`record`]: the stored shapes (schema 1);
 //! - [`trim`]: where history may be cut (`maxMessages`), without I/O;
+//! - [`compact`]: when and where history is summarised (`maxContextTokens`), without I/O;
 //! - `lease` and `ops`: the lease (token, renewal, abandoned acquires) and the operations.
 
+pub mod compact;
 pub mod record;
 pub mod scripts;
 pub mod store;
@@ -28,7 +30,7 @@ use std::time::Duration;
 use agentry_crds::runtime_config::{AgentIdentity, MemoryConfig};
 
 pub use lease::Lease;
-pub use ops::{Commit, Loaded, Snapshot, now_ms};
+pub use ops::{Commit, Compacted, Loaded, Snapshot, now_ms};
 pub use store::{Store, StoreError, StoreMetrics};
 
 /// Why a session operation failed. Each variant has one [`code`](SessionError::code), which
@@ -145,6 +147,9 @@ pub struct Options {
     pub ttl: Duration,
     /// Most messages kept; older whole turns are dropped at commit ([`trim::cut`]).
     pub max_messages: usize,
+    /// Past this many tokens (estimated) the oldest turns are summarised ([`compact`]);
+    /// `None`: never.
+    pub max_context_tokens: Option<u64>,
     /// How long a lease lasts unless renewed (renewed every third of it).
     pub lease: Duration,
     /// The name of this replica, shown to a client refused as busy.
@@ -204,6 +209,7 @@ impl Sessions {
         let options = Options {
             ttl: Duration::from_secs(u64::from(memory.ttl_seconds)),
             max_messages: memory.max_messages as usize,
+            max_context_tokens: memory.max_context_tokens.map(u64::from),
             lease,
             pod,
         };

@@ -30,24 +30,51 @@ pub struct Commit {
     pub expected_version: u64,
     /// Messages to drop from the front of the stored list first.
     pub drop_front: usize,
+    /// A new summary of the history dropped (a compaction); `None` keeps the stored one.
+    pub summary: Option<String>,
     /// The new bookkeeping.
     pub meta: Meta,
     /// Messages to append.
     pub messages: Vec<Message>,
 }
 
+/// A compaction to save with a turn: the first `summarized` stored messages are replaced by
+/// `summary`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compacted {
+    /// Stored messages the summary replaces, from the front (whole turns).
+    pub summarized: usize,
+    /// The summary.
+    pub summary: String,
+}
+
 impl Commit {
     /// The commit of one turn: the settled part of `new` ([`trim::settled`]) appended to the
     /// loaded history, trimmed to `max_messages` whole turns.
     pub fn turn(loaded: &Loaded, new: &[Message], max_messages: usize, now_ms: u64) -> Self {
+        Self::compacted_turn(loaded, None, new, max_messages, now_ms)
+    }
+
+    /// Like [`Commit::turn`], after `compacted` replaced the oldest turns (if it did): the
+    /// summarised messages go, the summary is written, in the same atomic commit.
+    pub fn compacted_turn(
+        loaded: &Loaded,
+        compacted: Option<&Compacted>,
+        new: &[Message],
+        max_messages: usize,
+        now_ms: u64,
+    ) -> Self {
         let new = &new[..trim::settled(new)];
-        let all: Vec<Message> = loaded.messages.iter().chain(new).cloned().collect();
+        let summarized = compacted.map_or(0, |c| c.summarized.min(loaded.messages.len()));
+        let stored = &loaded.messages[summarized..];
+        let all: Vec<Message> = stored.iter().chain(new).cloned().collect();
         let drop = trim::cut(&all, max_messages);
         let m = &loaded.state.meta;
         Self {
             expected_version: loaded.state.version,
             // Dropping past the stored part would drop new messages: cut keeps the last turn.
-            drop_front: drop.min(loaded.messages.len()),
+            drop_front: summarized + drop.min(stored.len()),
+            summary: compacted.map(|c| c.summary.clone()),
             meta: Meta {
                 created_at_ms: if loaded.state.version == 0 {
                     now_ms
@@ -56,9 +83,17 @@ impl Commit {
                 },
                 updated_at_ms: now_ms,
                 turns: m.turns + 1,
+                context_tokens: 0,
             },
             messages: new.to_vec(),
         }
+    }
+
+    /// The same commit, recording that the conversation now weighs `tokens`
+    /// ([`Meta::context_tokens`]).
+    pub fn weighing(mut self, tokens: u64) -> Self {
+        self.meta.context_tokens = tokens;
+        self
     }
 }
 
@@ -219,7 +254,7 @@ impl Sessions {
                     .arg(&lease.invocation_id)
                     .arg(ms(self.options.ttl))
                     .arg(commit.drop_front)
-                    .arg("")
+                    .arg(commit.summary.as_deref().unwrap_or_default())
                     .arg(&meta)
                     .arg("");
                 for m in &messages {
@@ -293,4 +328,77 @@ impl Sessions {
 impl Options {
     /// Defaults for a lease: 15 s.
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Block, Role};
+
+    fn answer(t: &str) -> Message {
+        Message {
+            role: Role::Assistant,
+            content: vec![Block::Text(t.into())],
+        }
+    }
+
+    fn loaded(turns: usize) -> Loaded {
+        let messages = (0..turns)
+            .flat_map(|t| {
+                [
+                    Message::user_text(&format!("q{t}")),
+                    answer(&format!("a{t}")),
+                ]
+            })
+            .collect();
+        Loaded {
+            lease: Lease {
+                keys: Keys::new("n", "a", "s"),
+                value: "tok pod inv".into(),
+                invocation_id: "inv".into(),
+            },
+            state: State {
+                version: 3,
+                meta: Meta {
+                    created_at_ms: 1,
+                    updated_at_ms: 2,
+                    turns: 3,
+                    context_tokens: 9000,
+                },
+                ..State::default()
+            },
+            messages,
+        }
+    }
+
+    #[test]
+    fn a_compacted_turn_drops_the_summarised_messages_and_writes_the_summary_in_one_commit() {
+        let l = loaded(3);
+        let new = [Message::user_text("q3"), answer("a3")];
+        let c = Compacted {
+            summarized: 4,
+            summary: "two turns".into(),
+        };
+        let commit = Commit::compacted_turn(&l, Some(&c), &new, 100, 7).weighing(812);
+        assert_eq!(
+            (commit.drop_front, commit.summary.as_deref()),
+            (4, Some("two turns"))
+        );
+        assert_eq!(commit.messages, new);
+        assert_eq!(
+            commit.meta,
+            Meta {
+                created_at_ms: 1,
+                updated_at_ms: 7,
+                turns: 4,
+                context_tokens: 812,
+            }
+        );
+        // maxMessages still applies to what is kept after the summary: 2 kept + 2 new, cap 2.
+        let capped = Commit::compacted_turn(&l, Some(&c), &new, 2, 7);
+        assert_eq!(capped.drop_front, 6);
+        // Without a compaction the stored summary is kept ('' to the script).
+        let plain = Commit::turn(&l, &new, 100, 7);
+        assert_eq!((plain.drop_front, plain.summary), (0, None));
+    }
 }

@@ -42,6 +42,15 @@ pub struct Meta {
     pub updated_at_ms: u64,
     /// Invocations committed.
     pub turns: u64,
+    /// What the conversation weighed at the last saved turn, as the model reported it: the
+    /// last model call's input (cached part included) plus its reply. 0 when unknown (saved
+    /// before this was recorded); compaction then estimates ([`super::compact`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub context_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The state hash, read.
@@ -113,6 +122,22 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "the session was written in store format 2; this runtime reads format 1"
+        );
+    }
+
+    #[test]
+    fn metadata_saved_before_the_context_count_existed_still_reads() {
+        let m: Meta =
+            serde_json::from_str(r#"{"createdAtMs":1,"updatedAtMs":2,"turns":3}"#).unwrap();
+        assert_eq!((m.turns, m.context_tokens), (3, 0));
+        let m = Meta {
+            context_tokens: 812,
+            ..m
+        };
+        assert!(
+            serde_json::to_string(&m)
+                .unwrap()
+                .contains(r#""contextTokens":812"#)
         );
     }
 
