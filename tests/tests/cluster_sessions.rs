@@ -5,10 +5,12 @@
 //! stores a valid `spec.memory` as written (no defaults filled in). The operator turns an Agent
 //! with `spec.memory` into a ConfigMap whose runtime configuration has the memory block and a
 //! Deployment whose container reads the store's URL from the Secret key; a changed Secret value
-//! does not touch the Deployment. Then the runtime is started as a process the way the kubelet
-//! would start the pod (the ConfigMap's key written to a file, the Secret key resolved into the
-//! variable) against a redis-server with an ACL user and the Bedrock imitation: two turns on one
-//! session, the second sent with the first's history, the TTL and message limit from the spec.
+//! does not touch the Deployment, and `kubectl rollout restart` (what picks it up) is not undone
+//! by the operator. Then the runtime is started as a process the way the kubelet would start the
+//! pod (the ConfigMap's key written to a file, the Secret key resolved into the variable) against
+//! a redis-server with an ACL user and the Bedrock imitation: three turns on one session, each
+//! sent to the model with the history read from the store, the TTL and message limit from the
+//! spec.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -288,6 +290,24 @@ async fn an_agent_with_memory_runs_a_runtime_that_keeps_its_sessions_in_the_stor
     cluster::apply_document(&client, &n, &secret("desk-store", &url))
         .await
         .unwrap();
+    // What picks the new value up, as the README says: a restart, which the operator's next
+    // apply leaves in place (the annotation is kubectl's field, not the operator's).
+    cluster.kubectl_ok(&["rollout", "restart", "deployment/desk", "-n", &n], None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let restarted = deployments.get("desk").await.unwrap();
+    let annotations = restarted
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert!(
+        annotations.contains_key("kubectl.kubernetes.io/restartedAt")
+            && annotations.contains_key("agentry.dev/config-hash"),
+        "{annotations:?}"
+    );
 
     // The pod, as the kubelet would start it.
     let dir = std::env::temp_dir().join(cluster::unique_name("agentry-memory-pod"));
