@@ -366,13 +366,44 @@ pub fn agent(object: &Value) -> Vec<String> {
     // The server's CEL values treat a field set to null as absent (`has()` is false).
     let object = without_nulls(&object);
     if let Err(failed) = kube_cel::Validator::new().validate_compiled(&c.rules, &object, None) {
-        errors.extend(
-            failed
-                .iter()
-                .map(|e| format!("{}: Invalid value: {}", e.field_path, e.message)),
-        );
+        // The server prints the value that failed a rule when it is a scalar (a string rule's
+        // string), and none for an object or a list.
+        errors.extend(failed.iter().map(|e| {
+            match value_at(&object, &e.field_path).filter(|v| !v.is_object() && !v.is_array()) {
+                Some(v) => format!(
+                    "{}: Invalid value: {}: {}",
+                    e.field_path,
+                    go_fmt::field_value(v),
+                    e.message
+                ),
+                None => format!("{}: Invalid value: {}", e.field_path, e.message),
+            }
+        }));
     }
     errors
+}
+
+/// The value at a field path as the server prints it (`spec.tools[0].http.headers[1].name`,
+/// `spec.podLabels[app]`), if there is one.
+fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut value = object;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let (key, after) = inner.split_once(']')?;
+            value = match value {
+                Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+                other => other.get(key)?,
+            };
+            rest = after;
+        } else {
+            let name = rest.strip_prefix('.').unwrap_or(rest);
+            let end = name.find(['.', '[']).unwrap_or(name.len());
+            value = value.get(&name[..end])?;
+            rest = &name[end..];
+        }
+    }
+    Some(value)
 }
 
 /// The schema checks of one value against one node of a schema (types, bounds, patterns,
@@ -402,6 +433,17 @@ mod tests {
         assert!(go_regex(r"^[\d_]+$").unwrap().is_match("12_3"));
         assert!(!go_regex(r"^\d$").unwrap().is_match("\u{663}"));
         assert!(go_regex(r"^a\.b$").unwrap().is_match("a.b"));
+    }
+
+    #[test]
+    fn a_field_path_finds_list_items_map_keys_and_nothing_past_the_object() {
+        let o = serde_json::json!({"spec": {"tools": [{"name": "a"}, {"name": "b"}],
+            "podLabels": {"app": "x"}}});
+        assert_eq!(value_at(&o, "spec.tools[1].name"), Some(&Value::from("b")));
+        assert_eq!(value_at(&o, "spec.podLabels[app]"), Some(&Value::from("x")));
+        assert_eq!(value_at(&o, "spec"), o.get("spec"));
+        assert_eq!(value_at(&o, "spec.tools[2].name"), None);
+        assert_eq!(value_at(&o, "spec.memory.caPem"), None);
     }
 
     #[test]
