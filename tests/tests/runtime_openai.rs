@@ -278,7 +278,8 @@ async fn model_failures_are_server_errors_and_inside_a_stream_an_error_event() {
     );
 }
 
-/// Fills the runtime's two slots with slow invocations on `path`; returns their tasks.
+/// Fills the runtime's two slots with slow invocations on `path` (5 s: past the Python
+/// client's start while the other tests of the suite start theirs); returns their tasks.
 fn fill(
     rt: &RuntimeUnderTest,
     fake: &FakeBedrock,
@@ -287,7 +288,7 @@ fn fill(
 ) -> Vec<tokio::task::JoinHandle<u16>> {
     let slow = || {
         Script::Delay(
-            Duration::from_millis(1500),
+            Duration::from_millis(5000),
             Box::new(Script::Turn(Turn::text("late"))),
         )
     };
