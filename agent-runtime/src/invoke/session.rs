@@ -38,6 +38,32 @@ pub async fn acquire(
     })
 }
 
+/// Runs `req` on the session of `held` when there is one (its compaction report, if any, is
+/// left out), else as a stateless invocation: the one call of protocols that continue a session
+/// the same way they run without one.
+pub async fn run_maybe(
+    held: Option<Held>,
+    rt: &Runtime,
+    req: Request,
+    events: Option<UnboundedSender<Event>>,
+    progress: &Progress,
+) -> Outcome {
+    match held {
+        Some(h) => h.run(rt, req, events, progress).await.0,
+        None => Ok(super::invoke(rt, req, events, progress).await),
+    }
+}
+
+/// The `outcome` label of an invocation that ended as `o`: its stop reason, a Bedrock error
+/// category, or a session error code.
+pub fn outcome_label(o: &Outcome) -> String {
+    match o {
+        Ok(Ok(s)) => s.stop_reason.as_str().to_string(),
+        Ok(Err(e)) => e.category().to_string(),
+        Err(e) => e.code().to_string(),
+    }
+}
+
 async fn release(sessions: &Sessions, loaded: &Loaded) {
     if let Err(e) = sessions.release(&loaded.lease).await {
         // The lease runs out on its own; until then the session answers busy.

@@ -9,25 +9,30 @@ use serde_json::json;
 use super::{AppState, error, retry_later};
 use crate::session::{SessionError, SessionId, Sessions};
 
-/// The HTTP answer for a session error: 409 `session_busy` and 503 `session_store_unavailable`
-/// with `Retry-After`, 503 `session_lock_lost`, 404 `session_not_found`.
-pub fn session_error(e: &SessionError) -> Response {
-    let message = crate::error_chain(e);
+/// The HTTP status of a session error and its `Retry-After` seconds, if any: 409
+/// `session_busy` (until the holder's lease runs out), 503 `session_store_unavailable` (1 s),
+/// 503 `session_lock_lost`, 404 `session_not_found`. Every protocol answers with these.
+pub fn status(e: &SessionError) -> (StatusCode, Option<u32>) {
     match e {
         SessionError::Busy { retry_after, .. } => {
             let secs = retry_after.as_millis().div_ceil(1000).max(1);
-            retry_later(
+            (
                 StatusCode::CONFLICT,
-                e.code(),
-                message,
-                u32::try_from(secs).unwrap_or(u32::MAX),
+                Some(u32::try_from(secs).unwrap_or(u32::MAX)),
             )
         }
-        SessionError::NotFound => error(StatusCode::NOT_FOUND, e.code(), message),
-        SessionError::LockLost | SessionError::Conflict => {
-            error(StatusCode::SERVICE_UNAVAILABLE, e.code(), message)
-        }
-        _ => retry_later(StatusCode::SERVICE_UNAVAILABLE, e.code(), message, 1),
+        SessionError::NotFound => (StatusCode::NOT_FOUND, None),
+        SessionError::LockLost | SessionError::Conflict => (StatusCode::SERVICE_UNAVAILABLE, None),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+    }
+}
+
+/// The HTTP answer for a session error (see [`status`]).
+pub fn session_error(e: &SessionError) -> Response {
+    let message = crate::error_chain(e);
+    match status(e) {
+        (status, Some(secs)) => retry_later(status, e.code(), message, secs),
+        (status, None) => error(status, e.code(), message),
     }
 }
 

@@ -5,6 +5,11 @@
 //! concurrency slots, metrics (`protocol="openai"`), the access log and the drain are the
 //! same as `/v1/invoke`'s. Errors are `{"error": {message, type, param, code}}` with the
 //! statuses the `openai` SDKs map to their exception classes.
+//!
+//! With memory, the [`SESSION_HEADER`] continues a session: the request then carries only the
+//! new user message(s) and any system messages ([`request::session_turn`]); the session's lease
+//! and history are taken before the answer starts, so a busy session (409) or a store that is
+//! down (503) is a plain error with `Retry-After`, streaming or not.
 
 pub mod request;
 mod stream;
@@ -21,12 +26,21 @@ use super::AppState;
 use super::body::{self, ReadFailure};
 use super::invocation::{Invocation, Protocol, REQUEST_ID_HEADER};
 use crate::bedrock::BedrockError;
+use crate::invoke::session::{self, Held, Outcome};
 use crate::invoke::{self, Request, Summary};
+use crate::session::{SessionError, SessionId};
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 use request::{Bounds, ChatRequest, RequestError};
 use wire::{ErrorBody, ErrorObject, Head};
 
 const PATH: &str = "/v1/chat/completions";
+
+/// The request header naming the session a completion continues (OpenAI's API has no field
+/// for it, and an unknown body parameter is refused).
+pub const SESSION_HEADER: &str = "x-agentry-session-id";
+
+/// How [`SESSION_HEADER`] is spelled in messages.
+const SESSION_HEADER_NAME: &str = "X-Agentry-Session-Id";
 
 /// Between the texts of two model calls (before and after a tool round trip), in the answer
 /// and in the stream alike.
@@ -152,11 +166,54 @@ pub(super) fn deadline(summary: &Summary) -> Failure {
     }
 }
 
-pub(super) fn outcome(result: &Result<Summary, BedrockError>) -> String {
-    match result {
-        Ok(s) => s.stop_reason.as_str().to_string(),
-        Err(e) => e.category().to_string(),
+/// A session error in OpenAI's shape, with the status and `Retry-After` every protocol uses
+/// (409 `session_busy`, 503 `session_store_unavailable`, 503 `session_lock_lost`); the SDKs
+/// retry both statuses after `Retry-After` unless told not to.
+pub(super) fn session_failure(e: &SessionError) -> Failure {
+    let (status, retry_after) = super::sessions::status(e);
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    Failure {
+        retry_after,
+        ..Failure::new(status, kind, e.code(), crate::error_chain(e))
     }
+}
+
+/// The session named by [`SESSION_HEADER`], if any.
+fn session_header(headers: &HeaderMap) -> Result<Option<SessionId>, Failure> {
+    let Some(v) = headers.get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    let id = v
+        .to_str()
+        .map_err(|_| format!("{SESSION_HEADER_NAME} must be printable ASCII"))
+        .and_then(|v| SessionId::parse(v).map_err(|m| format!("{SESSION_HEADER_NAME}: {m}")));
+    id.map(Some).map_err(|message| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_session_id",
+            message,
+        )
+    })
+}
+
+fn sessions_not_enabled() -> Failure {
+    Failure::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        "sessions_not_enabled",
+        format!(
+            "this agent keeps no sessions (it has no memory configured): leave out the {SESSION_HEADER_NAME} header and send the whole conversation in messages"
+        ),
+    )
+}
+
+pub(super) fn outcome(result: &Outcome) -> String {
+    session::outcome_label(result)
 }
 
 async fn completions(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -238,6 +295,20 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
             return refuse(&mut inv, f, r.code);
         }
     };
+    let session_id = match session_header(headers) {
+        Ok(id) => id,
+        Err(f) => return refuse(&mut inv, f, "invalid_request"),
+    };
+    let input = match &session_id {
+        None => None,
+        Some(_) if s.rt.sessions.is_none() => {
+            return refuse(&mut inv, sessions_not_enabled(), "sessions_not_enabled");
+        }
+        Some(_) => match request::session_turn(&chat, SESSION_HEADER_NAME) {
+            Ok(turn) => Some(turn),
+            Err(e) => return refuse(&mut inv, refused(e), "invalid_request"),
+        },
+    };
     if !inv.admit() {
         let f = Failure {
             retry_after: Some(1),
@@ -253,15 +324,24 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
         };
         return refuse(&mut inv, f, "over_capacity");
     }
+    let held = match (session_id, &s.rt.sessions) {
+        (Some(id), Some(store)) => match session::acquire(store, id, &inv.request_id).await {
+            Ok(h) => Some(h),
+            Err(e) => return refuse(&mut inv, session_failure(&e), e.code()),
+        },
+        _ => None,
+    };
     let ChatRequest {
         messages,
         overrides,
         stream,
         include_usage,
+        ..
     } = chat;
     let request = Request {
-        input: None,
-        messages,
+        // On a session the history comes from the store and the new turn is the input.
+        messages: if input.is_some() { vec![] } else { messages },
+        input,
         depth,
         deadline: invoke::deadline(cfg, caller_ms),
         stream,
@@ -275,9 +355,9 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
     };
     if stream {
         inv.set_stream();
-        stream::response(s, request, inv, head, include_usage)
+        stream::response(s, request, held, inv, head, include_usage)
     } else {
-        json_response(s, request, inv, head).await
+        json_response(s, request, held, inv, head).await
     }
 }
 
@@ -290,12 +370,14 @@ pub(super) struct OwnedHead {
 async fn json_response(
     s: &AppState,
     request: Request,
+    held: Option<Held>,
     mut inv: Invocation,
     head: OwnedHead,
 ) -> Response {
-    let result = invoke::invoke(&s.rt, request, None, &inv.progress).await;
+    let result = session::run_maybe(held, &s.rt, request, None, &inv.progress).await;
     let response = match &result {
-        Ok(summary) => match wire::finish_reason(&summary.stop_reason) {
+        Err(e) => session_failure(e).response(),
+        Ok(Ok(summary)) => match wire::finish_reason(&summary.stop_reason) {
             Some(finish) => {
                 let head = Head {
                     id: &head.id,
@@ -311,7 +393,7 @@ async fn json_response(
             }
             None => deadline(summary).response(),
         },
-        Err(e) => model_failure(e).response(),
+        Ok(Err(e)) => model_failure(e).response(),
     };
     inv.finish(response.status().as_u16(), &outcome(&result));
     response

@@ -63,6 +63,9 @@ pub struct ChatRequest {
     pub stream: bool,
     /// `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The index in `messages` of the first assistant message, if any (a request on a
+    /// session may hold none: the session keeps the earlier turns).
+    pub assistant_at: Option<usize>,
 }
 
 /// Parameters the Agent decides itself: a client's own are refused rather than ignored.
@@ -115,6 +118,7 @@ pub fn parse(bytes: &[u8], bounds: Bounds<'_>) -> Result<ChatRequest, RequestErr
         overrides: Overrides::default(),
         stream: false,
         include_usage: false,
+        assistant_at: None,
     };
     let mut stream_options = None;
     for (name, value) in &body {
@@ -226,7 +230,37 @@ pub fn parse(bytes: &[u8], bounds: Bounds<'_>) -> Result<ChatRequest, RequestErr
     let (turns, system) = conversation_of(messages)?;
     request.messages = turns;
     request.overrides.system = system;
+    request.assistant_at = messages
+        .iter()
+        .position(|m| m.get("role").and_then(Value::as_str) == Some("assistant"));
     Ok(request)
+}
+
+/// The new turn of a request on a session, as the loop's input: the session holds the earlier
+/// turns, so the request carries only the new user message(s) (their texts joined by a blank
+/// line) and any system messages; a client that resends the conversation is told so.
+pub fn session_turn(request: &ChatRequest, header: &str) -> Result<String, RequestError> {
+    if let Some(i) = request.assistant_at {
+        return Err(invalid(
+            &format!("messages[{i}]"),
+            "invalid_value",
+            format!(
+                "with {header} the session already holds the conversation so far: send only the new user message (and any system messages), not the earlier turns"
+            ),
+        ));
+    }
+    // Without assistant messages the conversation is one user message (turns of one role
+    // merge), which `parse` made sure exists.
+    let texts: Vec<&str> = request
+        .messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .filter_map(|b| match b {
+            Block::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    Ok(texts.join("\n\n"))
 }
 
 fn max_tokens(name: &str, v: &Value, agent_max: u32) -> Result<u32, RequestError> {

@@ -10,9 +10,9 @@ use tokio::sync::mpsc::error::TryRecvError;
 use super::super::invocation::Invocation;
 use super::super::{AppState, sse};
 use super::wire::{self, Delta, ErrorBody, Head};
-use super::{BETWEEN_REPLIES, OwnedHead, deadline, model_failure, outcome};
-use crate::bedrock::BedrockError;
-use crate::invoke::{self, Event, Request, Summary};
+use super::{BETWEEN_REPLIES, OwnedHead, deadline, model_failure, outcome, session_failure};
+use crate::invoke::session::{self, Held, Outcome};
+use crate::invoke::{Event, Request};
 
 /// A stream being written: what was sent so far decides the next chunk.
 struct Chunks {
@@ -67,10 +67,11 @@ impl Chunks {
     }
 
     /// The end: the finish reason, the usage chunk if asked for, and `[DONE]`; or an error
-    /// event (as OpenAI's own servers send one) when the invocation failed or ran out of time.
-    fn end(&self, buf: &mut Vec<u8>, result: &Result<Summary, BedrockError>) {
+    /// event (as OpenAI's own servers send one) when the invocation failed or ran out of time,
+    /// or its session turn could not be saved.
+    fn end(&self, buf: &mut Vec<u8>, result: &Outcome) {
         let failure = match result {
-            Ok(summary) => match wire::finish_reason(&summary.stop_reason) {
+            Ok(Ok(summary)) => match wire::finish_reason(&summary.stop_reason) {
                 Some(finish) => {
                     let head = self.head();
                     wire::chunk(
@@ -88,7 +89,8 @@ impl Chunks {
                 }
                 None => deadline(summary),
             },
-            Err(e) => model_failure(e),
+            Ok(Err(e)) => model_failure(e),
+            Err(e) => session_failure(e),
         };
         wire::data(
             buf,
@@ -104,6 +106,7 @@ impl Chunks {
 pub(super) fn response(
     s: &AppState,
     request: Request,
+    held: Option<Held>,
     mut inv: Invocation,
     head: OwnedHead,
     include_usage: bool,
@@ -112,7 +115,8 @@ pub(super) fn response(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let rt = s.rt.clone();
     let task = tokio::spawn(async move {
-        let result = invoke::invoke(&rt, request, Some(tx), &inv.progress).await;
+        // On a session, the end comes only after the turn was saved.
+        let result = session::run_maybe(held, &rt, request, Some(tx), &inv.progress).await;
         inv.finish(200, &outcome(&result));
         drop(inv);
         let _ = done_tx.send(result);

@@ -195,3 +195,29 @@ fn the_conversation_must_start_and_end_with_a_user_turn_and_hold_text() {
     let (param, _, _) = refused(json!({"model": "radio", "messages": [user("  ")]}));
     assert_eq!(param.as_deref(), Some("messages[0].content"));
 }
+
+#[test]
+fn on_a_session_the_new_user_messages_are_the_input_and_a_resent_conversation_is_refused() {
+    let r = ok(json!({"model": "radio", "messages": [
+        {"role": "system", "content": "Answer in French."},
+        user("one"),
+        {"role": "user", "content": [{"type": "text", "text": "two"}]},
+    ]}));
+    assert_eq!(session_turn(&r, "H").unwrap(), "one\n\ntwo");
+    assert_eq!(r.overrides.system, vec!["Answer in French."]);
+    let resent = ok(json!({"model": "radio", "messages": [
+        user("hi"),
+        {"role": "assistant", "content": "Bonjour"},
+        user("top song?"),
+    ]}));
+    match session_turn(&resent, "X-Agentry-Session-Id") {
+        Err(RequestError::Invalid { param, message, .. }) => {
+            assert_eq!(param.as_deref(), Some("messages[1]"));
+            assert!(
+                message.contains("send only the new user message"),
+                "{message}"
+            );
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}

@@ -1,0 +1,244 @@
+//! Sessions over the other protocols, each with its official client, against a real
+//! redis-server and the Bedrock imitation: OpenAI chat completions (the `openai` SDK, the
+//! `X-Agentry-Session-Id` header), for each a two-turn conversation whose second model call
+//! sees the first turn, a busy session refused, and an Agent without memory refusing the
+//! session.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/runtime_fixtures.rs"]
+mod fixtures;
+#[path = "support/session_fixtures.rs"]
+mod sessions;
+
+use std::time::Duration;
+
+use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
+use agentry_tests::openai;
+use agentry_tests::redis::RedisServer;
+use agentry_tests::runtime::{RuntimeUnderTest, ToolServer};
+use fixtures::{limits, setup, song};
+use serde_json::{Value, json};
+use sessions::*;
+
+const Q1: &str = "What is the top song on WZPZ?";
+const A1: &str = "Elemental Hotel by 8 Storey Hike.";
+const Q2: &str = "Who sings it?";
+const A2: &str = "8 Storey Hike.";
+
+/// The first turn with a tool round trip, then the second turn's answer.
+fn two_turns(fake: &FakeBedrock) {
+    fake.push([
+        Script::Turn(Turn::tools(&[("t1", "top_song", json!({"sign": "WZPZ"}))])),
+        Script::Turn(Turn::text(A1)),
+        Script::Turn(Turn::text(A2)),
+    ]);
+}
+
+/// What the model saw in the second turn: the whole first turn, then the new question.
+const SECOND_TURN_SEEN: [&str; 5] = [
+    "user: What is the top song on WZPZ?",
+    "assistant: use top_song",
+    "user: result",
+    "assistant: Elemental Hotel by 8 Storey Hike.",
+    "user: Who sings it?",
+];
+
+/// A model that takes `ms` to answer each call (long enough for a Python client to start
+/// under load while a session is held: a few seconds).
+fn slow(fake: &FakeBedrock, ms: u64) {
+    fake.fallback(move |_| {
+        Script::Delay(
+            Duration::from_millis(ms),
+            Box::new(Script::Turn(Turn::text("done"))),
+        )
+    });
+}
+
+/// Starts a `/v1/invoke` call on session `id` that holds it while the model is slow, and
+/// waits until the session is running.
+async fn hold(rt: &RuntimeUnderTest, id: &str) -> tokio::task::JoinHandle<u16> {
+    let base = rt.url.clone();
+    let body = json!({"sessionId": id, "input": "hold it"});
+    let held = tokio::spawn(async move { ask(&base, body).await.0 });
+    let running = eventually(Duration::from_secs(5), async || {
+        get(&rt.url, id).await.1["running"] == true
+    })
+    .await;
+    assert!(running, "the first call holds the session");
+    held
+}
+
+// --- OpenAI chat completions -------------------------------------------------------------
+
+async fn chat(rt: &RuntimeUnderTest, call: &str, kwargs: Value) -> Value {
+    openai::run(json!({"base_url": format!("{}/v1", rt.url), "call": call, "kwargs": kwargs})).await
+}
+
+fn on_session(id: &str, messages: Value) -> Value {
+    json!({"model": "radio", "messages": messages,
+           "extra_headers": {"X-Agentry-Session-Id": id}})
+}
+
+#[tokio::test]
+async fn a_chat_completion_with_the_session_header_continues_the_conversation_streamed_or_not() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[("/top_song", song())]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    two_turns(&fake);
+    let first = chat(
+        &rt,
+        "create",
+        on_session("chat-1", json!([{"role": "user", "content": Q1}])),
+    )
+    .await;
+    assert_eq!(first["content"], A1, "{first}");
+    // The second turn streams, with a system message for this turn only.
+    let second = chat(
+        &rt,
+        "stream",
+        on_session(
+            "chat-1",
+            json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": Q2}]),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (&second["text"], &second["finish_reasons"]),
+        (&json!(A2), &json!(["stop"])),
+        "{second}"
+    );
+    let seen = &fake.captured()[2].body;
+    assert_eq!(texts(&seen["messages"]), SECOND_TURN_SEEN);
+    let system: Vec<&str> = seen["system"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    assert_eq!(system.last(), Some(&"Be brief."), "{seen}");
+    let (status, s) = get(&rt.url, "chat-1").await;
+    assert_eq!((status, &s["version"]), (200, &json!(2)), "{s}");
+    assert_eq!(s["messages"].as_array().unwrap().len(), 6, "{s}");
+}
+
+#[tokio::test]
+async fn a_chat_completion_that_resends_the_conversation_on_a_session_is_refused_naming_the_fix() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    let resent = on_session(
+        "chat-2",
+        json!([{"role": "user", "content": Q1}, {"role": "assistant", "content": A1},
+               {"role": "user", "content": Q2}]),
+    );
+    let r = chat(&rt, "create", resent).await;
+    assert_eq!(
+        (&r["exception"], &r["status"], &r["param"]),
+        (
+            &json!("BadRequestError"),
+            &json!(400),
+            &json!("messages[1]")
+        ),
+        "{r}"
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("send only the new user message"),
+        "{r}"
+    );
+    let bad = on_session("{bad}", json!([{"role": "user", "content": Q1}]));
+    let r = chat(&rt, "create", bad).await;
+    assert_eq!(
+        (&r["status"], &r["code"]),
+        (&json!(400), &json!("invalid_session_id")),
+        "{r}"
+    );
+    assert!(fake.captured().is_empty(), "no model call");
+}
+
+#[tokio::test]
+async fn a_chat_completion_on_a_busy_session_is_a_409_with_retry_after_streamed_or_not() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    slow(&fake, 6000);
+    let held = hold(&rt, "chat-busy").await;
+    for call in ["create", "stream"] {
+        let r = chat(
+            &rt,
+            call,
+            on_session("chat-busy", json!([{"role": "user", "content": Q1}])),
+        )
+        .await;
+        assert_eq!(
+            (&r["exception"], &r["status"], &r["code"]),
+            (&json!("ConflictError"), &json!(409), &json!("session_busy")),
+            "{call}: {r}"
+        );
+        let retry: u64 = r["retry_after"].as_str().unwrap().parse().unwrap();
+        assert!((1..=15).contains(&retry), "{r}");
+    }
+    assert_eq!(held.await.unwrap(), 200);
+    assert_eq!(
+        fake.captured().len(),
+        1,
+        "only the holder reached the model"
+    );
+}
+
+#[tokio::test]
+async fn a_chat_completion_with_the_session_header_on_an_agent_without_memory_is_refused() {
+    let (fake, _tools, rt) = setup(&[], limits()).await;
+    let r = chat(
+        &rt,
+        "create",
+        on_session("chat-3", json!([{"role": "user", "content": Q1}])),
+    )
+    .await;
+    assert_eq!(
+        (&r["exception"], &r["status"], &r["code"]),
+        (
+            &json!("BadRequestError"),
+            &json!(400),
+            &json!("sessions_not_enabled")
+        ),
+        "{r}"
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("leave out the X-Agentry-Session-Id header"),
+        "{r}"
+    );
+    assert!(fake.captured().is_empty(), "no model call");
+}
+
+#[tokio::test]
+async fn a_chat_completion_on_a_session_while_the_store_is_down_is_a_503_with_retry_after() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    redis.pause();
+    let r = chat(
+        &rt,
+        "create",
+        on_session("chat-4", json!([{"role": "user", "content": Q1}])),
+    )
+    .await;
+    redis.resume();
+    assert_eq!(
+        (&r["exception"], &r["status"], &r["code"], &r["retry_after"]),
+        (
+            &json!("InternalServerError"),
+            &json!(503),
+            &json!("session_store_unavailable"),
+            &json!("1")
+        ),
+        "{r}"
+    );
+    assert!(fake.captured().is_empty(), "no model call");
+}
