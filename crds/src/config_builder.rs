@@ -205,7 +205,7 @@ pub fn memory_config(memory: &Memory) -> MemoryConfig {
         ttl_seconds: memory.effective_ttl_seconds(),
         max_messages: memory.effective_max_messages(),
         ca_pem: memory.ca_pem.clone(),
-        max_context_tokens: None,
+        max_context_tokens: memory.context_tokens(),
     }
 }
 

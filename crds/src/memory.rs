@@ -19,6 +19,10 @@ pub const MEMORY_URL_ENV: &str = "AGENTRY_MEMORY_URL";
 pub const DEFAULT_TTL_SECONDS: u32 = 86_400;
 /// Default for `memory.maxMessages`.
 pub const DEFAULT_MAX_MESSAGES: u32 = 500;
+/// Least `memory.maxContextTokens`: below it a summary and the newest turn would not fit.
+pub const MIN_CONTEXT_TOKENS: u32 = 1_000;
+/// Most `memory.maxContextTokens`: the largest context window of a Claude model on Bedrock.
+pub const MAX_CONTEXT_TOKENS: u32 = 1_000_000;
 
 /// Sessions: the runtime keeps each conversation, by the `sessionId` a client sends, in a
 /// Redis-compatible store (Redis, Valkey, Amazon ElastiCache with cluster mode disabled), so
@@ -43,6 +47,17 @@ pub struct Memory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2, max = 100000))]
     pub max_messages: Option<i32>,
+
+    /// Context compaction: when a session's history plus the new input would pass this many
+    /// tokens (estimated from what the model reported for the session's last turn), its oldest
+    /// whole turns are replaced by a summary the model writes, in one extra model call before
+    /// the turn runs; a tool call is never separated from its result. 1000 to 1000000; set it
+    /// below the model's context window (200000 for most Claude models) with room for the
+    /// answer. Absent: a session is never compacted (a history past the window then fails
+    /// with the model's error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1000, max = 1000000))]
+    pub max_context_tokens: Option<i32>,
 
     /// PEM of the CA that signed the store's certificate, for a `rediss://` store with a
     /// private CA (without it the image's public roots are used). The certificate only, which
@@ -83,6 +98,14 @@ impl Memory {
             .filter(|v| *v >= 2)
             .unwrap_or(DEFAULT_MAX_MESSAGES)
     }
+
+    /// `maxContextTokens` for the runtime, `None` when absent. A value that bypassed the schema
+    /// is passed on as it is (a negative one as 0), so the runtime refuses to start naming the
+    /// field rather than silently never compacting.
+    pub fn context_tokens(&self) -> Option<u32> {
+        self.max_context_tokens
+            .map(|v| u32::try_from(v).unwrap_or(0))
+    }
 }
 
 fn positive(value: Option<i32>, default: u32) -> u32 {
@@ -119,6 +142,27 @@ mod tests {
             (m.effective_ttl_seconds(), m.effective_max_messages()),
             (DEFAULT_TTL_SECONDS, DEFAULT_MAX_MESSAGES)
         );
+    }
+
+    #[test]
+    fn max_context_tokens_is_passed_on_as_written_and_absent_means_never_compact() {
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}");
+        assert_eq!(m.context_tokens(), None);
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\nmaxContextTokens: 150000");
+        assert_eq!(m.context_tokens(), Some(150_000));
+        // Past the schema: the runtime's own check (at least 1000) must see it and refuse.
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\nmaxContextTokens: -5");
+        assert_eq!(m.context_tokens(), Some(0));
+    }
+
+    #[test]
+    fn max_context_tokens_bounds_in_the_schema_are_the_documented_ones() {
+        let crd = serde_json::to_value(crate::crd::agent_crd()).unwrap();
+        let field = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["memory"]["properties"]["maxContextTokens"];
+        let bound = |k: &str| field[k].as_f64();
+        assert_eq!(bound("minimum"), Some(f64::from(MIN_CONTEXT_TOKENS)));
+        assert_eq!(bound("maximum"), Some(f64::from(MAX_CONTEXT_TOKENS)));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! pod (the ConfigMap's key written to a file, the Secret key resolved into the variable) against
 //! a redis-server with an ACL user and the Bedrock imitation: three turns on one session, each
 //! sent to the model with the history read from the store, the TTL and message limit from the
-//! spec.
+//! spec (and its compaction threshold, which these short turns stay far below).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -130,6 +130,14 @@ async fn memory_that_cannot_work_is_refused_naming_the_fix_and_a_valid_one_is_ke
         "{message}"
     );
 
+    let tiny = agent("tiny", json!({"url": url, "maxContextTokens": 999}), None);
+    let message = refusal(&client, &ns.name, &tiny).await;
+    assert!(
+        message.contains("spec.memory.maxContextTokens")
+            && message.contains("should be greater than or equal to 1000"),
+        "{message}"
+    );
+
     // Another name in spec.env is the user's own; defaults stay out of the stored spec.
     let ok = agent(
         "ok",
@@ -200,7 +208,7 @@ async fn an_agent_with_memory_runs_a_runtime_that_keeps_its_sessions_in_the_stor
         .await
         .expect("the Secret");
     let memory = json!({"url": {"secretKeyRef": {"name": "desk-store", "key": "url"}},
-        "ttlSeconds": 3600, "maxMessages": 4});
+        "ttlSeconds": 3600, "maxMessages": 4, "maxContextTokens": 150000});
     cluster::apply_document(&client, &n, &agent("desk", memory, None))
         .await
         .expect("the Agent");
@@ -220,7 +228,8 @@ async fn an_agent_with_memory_runs_a_runtime_that_keeps_its_sessions_in_the_stor
     let config: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         config["memory"],
-        json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 3600, "maxMessages": 4})
+        json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 3600, "maxMessages": 4,
+            "maxContextTokens": 150000})
     );
     assert!(
         !text.contains("s3cret") && !text.contains("desk-store"),

@@ -242,7 +242,7 @@ fn memory_names_the_url_variable_never_the_secret_and_applies_its_defaults() {
     );
     assert_eq!(c.memory, None, "no spec.memory: stateless");
     let yaml = format!(
-        "{WEATHER}  memory:\n    url: {{secretKeyRef: {{name: weather-store, key: url}}}}\n    maxMessages: 40\n"
+        "{WEATHER}  memory:\n    url: {{secretKeyRef: {{name: weather-store, key: url}}}}\n    maxMessages: 40\n    maxContextTokens: 150000\n"
     );
     let c = runtime_config(
         "weather",
@@ -258,7 +258,7 @@ fn memory_names_the_url_variable_never_the_secret_and_applies_its_defaults() {
             ttl_seconds: 86_400,
             max_messages: 40,
             ca_pem: None,
-            max_context_tokens: None,
+            max_context_tokens: Some(150_000),
         })
     );
     assert!(!c.to_json().contains("weather-store"), "{}", c.to_json());
