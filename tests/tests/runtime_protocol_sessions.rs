@@ -1,8 +1,9 @@
 //! Sessions over the other protocols, each with its official client, against a real
 //! redis-server and the Bedrock imitation: OpenAI chat completions (the `openai` SDK, the
-//! `X-Agentry-Session-Id` header), for each a two-turn conversation whose second model call
-//! sees the first turn, a busy session refused, and an Agent without memory refusing the
-//! session.
+//! `X-Agentry-Session-Id` header) and MCP (the `mcp` SDK's ClientSession, answered by the
+//! direct path, and its high-level Client, answered by rmcp; the tool's `sessionId`
+//! argument), for each a two-turn conversation whose second model call sees the first turn,
+//! a busy session refused, and an Agent without memory refusing the session.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,9 +15,9 @@ mod sessions;
 use std::time::Duration;
 
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
-use agentry_tests::openai;
 use agentry_tests::redis::RedisServer;
 use agentry_tests::runtime::{RuntimeUnderTest, ToolServer};
+use agentry_tests::{mcp, openai};
 use fixtures::{limits, setup, song};
 use serde_json::{Value, json};
 use sessions::*;
@@ -165,6 +166,8 @@ async fn a_chat_completion_on_a_busy_session_is_a_409_with_retry_after_streamed_
     let tools = ToolServer::start(&[]).await;
     let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
     slow(&fake, 6000);
+    // The venv first (its creation can outlast the hold).
+    tokio::task::spawn_blocking(openai::venv).await.unwrap();
     let held = hold(&rt, "chat-busy").await;
     for call in ["create", "stream"] {
         let r = chat(
@@ -240,5 +243,109 @@ async fn a_chat_completion_on_a_session_while_the_store_is_down_is_a_503_with_re
         ),
         "{r}"
     );
+    assert!(fake.captured().is_empty(), "no model call");
+}
+
+// --- MCP -----------------------------------------------------------------------------------
+
+/// The `mcp` SDK in `mode`: `session` (the handshake, answered by the direct path) or
+/// `client` (2026-07-28, answered by rmcp).
+async fn mcp_calls(rt: &RuntimeUnderTest, mode: &str, calls: Value) -> Value {
+    mcp::client(json!({"url": format!("{}/mcp", rt.url), "mode": mode, "calls": calls})).await
+}
+
+fn mcp_call(input: &str, session: &str) -> Value {
+    json!({"name": "radio", "arguments": {"input": input, "sessionId": session}})
+}
+
+async fn mcp_two_turns(mode: &str) {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[("/top_song", song())]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    two_turns(&fake);
+    let id = format!("mcp-{mode}");
+    let r = mcp_calls(&rt, mode, json!([mcp_call(Q1, &id), mcp_call(Q2, &id)])).await;
+    let schema = &r["tools"][0]["input_schema"];
+    assert_eq!(
+        (
+            &schema["properties"]["sessionId"]["type"],
+            &schema["required"]
+        ),
+        (&json!("string"), &json!(["input"])),
+        "{r}"
+    );
+    assert_eq!(
+        r["results"],
+        json!([{"is_error": false, "texts": [A1]}, {"is_error": false, "texts": [A2]}]),
+        "{r}"
+    );
+    assert_eq!(
+        texts(&fake.captured()[2].body["messages"]),
+        SECOND_TURN_SEEN
+    );
+    assert_eq!(get(&rt.url, &id).await.1["version"], 2);
+}
+
+#[tokio::test]
+async fn an_mcp_call_with_a_session_id_continues_the_conversation_on_the_direct_path() {
+    mcp_two_turns("session").await;
+}
+
+#[tokio::test]
+async fn an_mcp_call_with_a_session_id_continues_the_conversation_through_rmcp() {
+    mcp_two_turns("client").await;
+}
+
+#[tokio::test]
+async fn an_mcp_call_on_a_busy_session_is_a_tool_error_saying_so_on_both_paths() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    slow(&fake, 6000);
+    // The venv first (its creation can outlast the hold).
+    tokio::task::spawn_blocking(|| mcp::venv(mcp::Sdk::Current))
+        .await
+        .unwrap();
+    let held = hold(&rt, "mcp-busy").await;
+    for mode in ["session", "client"] {
+        let r = mcp_calls(&rt, mode, json!([mcp_call(Q1, "mcp-busy")])).await;
+        let result = &r["results"][0];
+        assert_eq!(result["is_error"], true, "{mode}: {r}");
+        let text = result["texts"][0].as_str().unwrap();
+        assert!(
+            text.starts_with("another invocation is running on this session"),
+            "{mode}: {text}"
+        );
+    }
+    assert_eq!(held.await.unwrap(), 200);
+    assert_eq!(
+        fake.captured().len(),
+        1,
+        "only the holder reached the model"
+    );
+}
+
+#[tokio::test]
+async fn an_mcp_call_with_a_session_id_on_an_agent_without_memory_is_a_tool_error() {
+    let (fake, _tools, rt) = setup(&[], limits()).await;
+    for mode in ["session", "client"] {
+        let r = mcp_calls(&rt, mode, json!([mcp_call(Q1, "mcp-3")])).await;
+        let props = r["tools"][0]["input_schema"]["properties"]
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            props.keys().collect::<Vec<_>>(),
+            ["input"],
+            "no sessionId without memory: {r}"
+        );
+        assert_eq!(
+            r["results"],
+            json!([{"is_error": true, "texts": [
+                "this agent keeps no sessions (it has no memory configured): call it without `sessionId`"
+            ]}]),
+            "{mode}: {r}"
+        );
+    }
     assert!(fake.captured().is_empty(), "no model call");
 }

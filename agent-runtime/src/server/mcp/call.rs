@@ -80,13 +80,14 @@ struct Params {
     meta: Option<Map<String, Value>>,
 }
 
-/// A call this path takes: its JSON-RPC id and the `input` argument when it is a string.
+/// A call this path takes: its JSON-RPC id and its arguments (read by the same
+/// [`call_tool`](super::call_tool) as rmcp's handler).
 #[derive(Debug, PartialEq)]
 pub struct Call {
     /// The request id, echoed.
     pub id: Value,
-    /// The `input` argument, when it is a string.
-    pub input: Option<String>,
+    /// The arguments (`input`, and `sessionId` with memory).
+    pub arguments: Option<Map<String, Value>>,
 }
 
 /// The call in `bytes` when it is a well-formed `tools/call` of `tool` that carries nothing
@@ -107,14 +108,10 @@ pub fn parse(bytes: &[u8], tool: &str) -> Option<Call> {
     {
         return None;
     }
-    let input = rpc
-        .params
-        .arguments
-        .as_ref()
-        .and_then(|a| a.get("input"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Some(Call { id: rpc.id, input })
+    Some(Call {
+        id: rpc.id,
+        arguments: rpc.params.arguments,
+    })
 }
 
 #[derive(Serialize)]
@@ -148,7 +145,7 @@ pub async fn serve(s: &AppState, tool: &str, req: Request) -> Result<Response, R
     let Some(call) = parse(&bytes, tool) else {
         return Err(Request::from_parts(parts, Body::from(bytes)));
     };
-    let answer = call_tool(s, call.input.as_deref(), &parts.headers).await;
+    let answer = call_tool(s, call.arguments.as_ref(), &parts.headers).await;
     let reply = Reply {
         jsonrpc: "2.0",
         id: &call.id,
@@ -242,7 +239,7 @@ mod tests {
             parse(&body(call), "radio"),
             Some(Call {
                 id: json!(7),
-                input: Some("top song?".into())
+                arguments: json!({"input": "top song?"}).as_object().cloned()
             })
         );
         let no_input = json!({"jsonrpc": "2.0", "id": "a", "method": "tools/call",
@@ -251,7 +248,7 @@ mod tests {
             parse(&body(no_input), "radio"),
             Some(Call {
                 id: json!("a"),
-                input: None
+                arguments: json!({"question": 1}).as_object().cloned()
             })
         );
     }

@@ -8,6 +8,12 @@
 //! any replica behind the Service can answer it. The one hot request, a `tools/call` of the
 //! Agent's tool in a handshake-era protocol version, is answered by [`call`] without the SDK's
 //! per-request service; everything else goes to rmcp.
+//!
+//! With memory, the tool also takes an optional `sessionId` (advertised in its input schema
+//! only then): the call continues that session as `/v1/invoke`'s `sessionId` does. Every
+//! refusal — a busy session, a store that is down, a `sessionId` on an Agent without memory —
+//! is an `isError` tool result saying why, as a full pod already is: MCP hosts show tool
+//! results to their model, which can retry or go on without the session.
 
 pub mod call;
 
@@ -34,7 +40,9 @@ use agentry_crds::runtime_config::AgentIdentity;
 
 use super::invocation::{Invocation, Protocol};
 use super::{AppState, body, error};
+use crate::invoke::session::{self, Held};
 use crate::invoke::{self, Request as LoopRequest, Summary};
+use crate::session::SessionId;
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 
 const PATH: &str = "/mcp";
@@ -76,13 +84,21 @@ pub fn tool_description(agent: &AgentIdentity) -> String {
     )
 }
 
-/// The tool's input schema: `{input: string}`, required.
-pub fn input_schema() -> Map<String, Value> {
-    let schema = json!({
+/// The tool's input schema: `{input: string}`, required, and with `sessions` (the Agent has
+/// memory) an optional `sessionId`.
+pub fn input_schema(sessions: bool) -> Map<String, Value> {
+    let mut schema = json!({
         "type": "object",
         "properties": {"input": {"type": "string", "description": "The request, in plain language."}},
         "required": ["input"],
     });
+    if sessions {
+        schema["properties"]["sessionId"] = json!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+            "description": "Optional: continue the conversation kept under this id (a new id, such as a random UUID, starts one). Without it the call stands alone.",
+        });
+    }
     match schema {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -123,7 +139,7 @@ impl AgentServer {
         let tool = Tool::new(
             tool_name(&agent.name),
             tool_description(agent),
-            Arc::new(input_schema()),
+            Arc::new(input_schema(state.rt.sessions.is_some())),
         );
         Self {
             state,
@@ -145,9 +161,34 @@ pub fn tool_result((text, is_error): Answer) -> CallToolResult {
     }
 }
 
-/// A call of the Agent's tool: `input` is its `input` argument when that is a string.
-async fn call_tool(s: &AppState, input: Option<&str>, headers: &HeaderMap) -> Answer {
+/// The session a call names with its `sessionId` argument, if any; the error is the tool
+/// result's text and the `outcome` label.
+fn session_of(
+    s: &AppState,
+    args: Option<&Map<String, Value>>,
+) -> Result<Option<SessionId>, (String, &'static str)> {
+    let id = match args.and_then(|a| a.get("sessionId")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(id)) => id,
+        Some(_) => {
+            let why = "`sessionId` must be a string: the id of the session to continue";
+            return Err((why.into(), "invalid_request"));
+        }
+    };
+    if s.rt.sessions.is_none() {
+        let why = "this agent keeps no sessions (it has no memory configured): call it without `sessionId`";
+        return Err((why.into(), "sessions_not_enabled"));
+    }
+    SessionId::parse(id)
+        .map(Some)
+        .map_err(|m| (m, "invalid_request"))
+}
+
+/// A call of the Agent's tool with arguments `args`: `input` (a string) and, with memory, an
+/// optional `sessionId`. Both paths of `/mcp` answer through here.
+async fn call_tool(s: &AppState, args: Option<&Map<String, Value>>, headers: &HeaderMap) -> Answer {
     let failed = |text: String| (text, true);
+    let input = args.and_then(|a| a.get("input")).and_then(Value::as_str);
     let Some(input) = input else {
         return failed("give `input`, a string: the request for the agent".into());
     };
@@ -170,6 +211,13 @@ async fn call_tool(s: &AppState, input: Option<&str>, headers: &HeaderMap) -> An
         inv.finish(400, "invalid_request");
         return failed(e.to_string());
     }
+    let session_id = match session_of(s, args) {
+        Ok(id) => id,
+        Err((why, outcome)) => {
+            inv.finish(400, outcome);
+            return failed(why);
+        }
+    };
     if !inv.admit() {
         inv.finish(429, "over_capacity");
         return failed(format!(
@@ -177,6 +225,17 @@ async fn call_tool(s: &AppState, input: Option<&str>, headers: &HeaderMap) -> An
             s.rt.config.limits.max_concurrent_invocations
         ));
     }
+    let held: Option<Held> = match (session_id, &s.rt.sessions) {
+        (Some(id), Some(store)) => match session::acquire(store, id, &inv.request_id).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                let (status, _) = super::sessions::status(&e);
+                inv.finish(status.as_u16(), e.code());
+                return failed(crate::error_chain(&e));
+            }
+        },
+        _ => None,
+    };
     let request = LoopRequest {
         input: Some(input.to_string()),
         messages: vec![],
@@ -187,13 +246,14 @@ async fn call_tool(s: &AppState, input: Option<&str>, headers: &HeaderMap) -> An
         overrides: Default::default(),
         trace: inv.trace.clone(),
     };
-    let outcome = invoke::invoke(&s.rt, request, None, &inv.progress).await;
-    let label = match &outcome {
-        Ok(summary) => summary.stop_reason.as_str().to_string(),
-        Err(e) => e.category().to_string(),
-    };
-    inv.finish(200, &label);
-    result_of(&outcome)
+    let outcome = session::run_maybe(held, &s.rt, request, None, &inv.progress).await;
+    inv.finish(200, &session::outcome_label(&outcome));
+    match outcome {
+        Ok(ended) => result_of(&ended),
+        // The turn ran but could not be saved (nothing was): the answer is not given, so the
+        // caller does not go on from a turn the session lacks.
+        Err(e) => failed(crate::error_chain(&e)),
+    }
 }
 
 impl ServerHandler for AgentServer {
@@ -232,11 +292,6 @@ impl ServerHandler for AgentServer {
                 None,
             ));
         }
-        let input = request
-            .arguments
-            .as_ref()
-            .and_then(|a| a.get("input"))
-            .and_then(Value::as_str);
         let headers = context
             .extensions
             .get::<axum::http::request::Parts>()
@@ -245,7 +300,7 @@ impl ServerHandler for AgentServer {
         // A client that cancels or goes away cancels the invocation; the guard it drops
         // counts it as `client_disconnected`.
         tokio::select! {
-            r = call_tool(&self.state, input, &headers) => Ok(tool_result(r).into()),
+            r = call_tool(&self.state, request.arguments.as_ref(), &headers) => Ok(tool_result(r).into()),
             _ = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled", None)),
         }
     }
@@ -360,9 +415,13 @@ mod tests {
     }
 
     #[test]
-    fn the_input_schema_requires_a_string_input() {
-        let s = Value::Object(input_schema());
+    fn the_input_schema_requires_a_string_input_and_offers_a_session_id_only_with_memory() {
+        let s = Value::Object(input_schema(false));
         assert_eq!(s["properties"]["input"]["type"], "string");
         assert_eq!(s["required"], json!(["input"]));
+        assert_eq!(s["properties"].as_object().unwrap().len(), 1, "{s}");
+        let s = Value::Object(input_schema(true));
+        assert_eq!(s["properties"]["sessionId"]["type"], "string");
+        assert_eq!(s["required"], json!(["input"]), "sessionId is optional");
     }
 }
