@@ -4,6 +4,9 @@ Argument: a JSON spec {"url": base URL, "actions": [...]}; each action is one of
   {"do": "card"}                        the agent card, as the SDK's resolver reads it
   {"do": "send", "text": ...}           non-streaming send (SendMessage / message/send)
   {"do": "stream", "text": ...}         streaming send (SendStreamingMessage / message/stream)
+                                        either with "context_id": an id, or "last" for the
+                                        context of the last task; an SDK exception becomes
+                                        {"error": class name, "message": ...}
   {"do": "get"}                         the task of the last send, fetched again
   {"do": "cancel_slow", "text": ...}    stream, cancel the task from a second client once it
                                         is working, read the stream to its end, cancel again
@@ -59,10 +62,14 @@ def task_json(t):
     }
 
 
-def message(text):
+def message(text, context_id=None):
     if V1:
-        return Message(message_id=uuid.uuid4().hex, role=Role.ROLE_USER, parts=[Part(text=text)])
-    return Message(message_id=uuid.uuid4().hex, role=Role.user, parts=[Part(root=TextPart(text=text))])
+        m = Message(message_id=uuid.uuid4().hex, role=Role.ROLE_USER, parts=[Part(text=text)])
+        if context_id:
+            m.context_id = context_id
+        return m
+    return Message(message_id=uuid.uuid4().hex, role=Role.user, parts=[Part(root=TextPart(text=text))],
+                   context_id=context_id)
 
 
 async def client(url, hx, streaming):
@@ -72,10 +79,11 @@ async def client(url, hx, streaming):
     return await ClientFactory.connect(url, client_config=config)
 
 
-async def send(c, text):
+async def send(c, text, context_id=None):
     """Events as dicts and the last task seen."""
     events, task = [], None
-    stream = c.send_message(SendMessageRequest(message=message(text))) if V1 else c.send_message(message(text))
+    m = message(text, context_id)
+    stream = c.send_message(SendMessageRequest(message=m)) if V1 else c.send_message(m)
     async for ev in stream:
         if V1:
             kind = ev.WhichOneof("payload")
@@ -131,10 +139,18 @@ async def main(spec):
                 out.append(r)
             elif do in ("send", "stream"):
                 c = await client(url, hx, do == "stream")
-                events = []
-                async for ev, task in send(c, action["text"]):
-                    events.append(ev)
-                    last = task or last
+                context_id = action.get("context_id")
+                if context_id == "last":
+                    context_id = last.context_id
+                events, task_seen = [], None
+                try:
+                    async for ev, task in send(c, action["text"], context_id):
+                        events.append(ev)
+                        task_seen = task or task_seen
+                except Exception as e:  # the SDKs raise their own error types
+                    out.append({"error": type(e).__name__, "message": str(e)})
+                    continue
+                last = task_seen or last
                 out.append({"events": events, "task": task_json(last) if last else None})
             elif do == "get":
                 out.append(task_json(await get(await client(url, hx, False), last.id)))

@@ -2,8 +2,10 @@
 //! redis-server and the Bedrock imitation: OpenAI chat completions (the `openai` SDK, the
 //! `X-Agentry-Session-Id` header) and MCP (the `mcp` SDK's ClientSession, answered by the
 //! direct path, and its high-level Client, answered by rmcp; the tool's `sessionId`
-//! argument), for each a two-turn conversation whose second model call sees the first turn,
-//! a busy session refused, and an Agent without memory refusing the session.
+//! argument) and A2A (`a2a-sdk` 1.3 and 0.3; the message's `contextId`), for each a two-turn
+//! conversation whose second model call sees the first turn, a busy session and a store that
+//! does not answer refused, and an Agent without memory refusing the session (A2A: keeping no
+//! history, as before sessions).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,10 +16,11 @@ mod sessions;
 
 use std::time::Duration;
 
+use agentry_tests::a2a::{self, Sdk};
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
 use agentry_tests::redis::RedisServer;
 use agentry_tests::runtime::{RuntimeUnderTest, ToolServer};
-use agentry_tests::{mcp, openai};
+use agentry_tests::{mcp, openai, runtime};
 use fixtures::{limits, setup, song};
 use serde_json::{Value, json};
 use sessions::*;
@@ -326,6 +329,29 @@ async fn an_mcp_call_on_a_busy_session_is_a_tool_error_saying_so_on_both_paths()
 }
 
 #[tokio::test]
+async fn an_mcp_call_on_a_session_while_the_store_is_down_is_a_tool_error_saying_so() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[]).await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    tokio::task::spawn_blocking(|| mcp::venv(mcp::Sdk::Current))
+        .await
+        .unwrap();
+    redis.pause();
+    let r = mcp_calls(&rt, "session", json!([mcp_call(Q1, "mcp-down")])).await;
+    redis.resume();
+    let result = &r["results"][0];
+    assert_eq!(result["is_error"], true, "{r}");
+    assert!(
+        result["texts"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("the session store did not answer"),
+        "{r}"
+    );
+    assert!(fake.captured().is_empty(), "no model call");
+}
+
+#[tokio::test]
 async fn an_mcp_call_with_a_session_id_on_an_agent_without_memory_is_a_tool_error() {
     let (fake, _tools, rt) = setup(&[], limits()).await;
     for mode in ["session", "client"] {
@@ -347,5 +373,225 @@ async fn an_mcp_call_with_a_session_id_on_an_agent_without_memory_is_a_tool_erro
             "{mode}: {r}"
         );
     }
+    assert!(fake.captured().is_empty(), "no model call");
+}
+
+// --- A2A -----------------------------------------------------------------------------------
+
+/// A runtime whose card advertises its loopback URL (the SDKs follow it), with memory on
+/// `redis` when given.
+async fn start_a2a(redis: Option<&RedisServer>) -> (FakeBedrock, ToolServer, RuntimeUnderTest) {
+    let fake = FakeBedrock::start().await.unwrap();
+    let tools = ToolServer::start(&[("/top_song", song())]).await;
+    let mut cfg = fixtures::config(
+        vec![fixtures::http_tool("top_song", tools.url("/top_song"), 5)],
+        limits(),
+    );
+    let env = match redis {
+        Some(r) => {
+            cfg.memory = Some(memory(60, 100));
+            env(&r.url())
+        }
+        None => fixtures::secrets(),
+    };
+    let rt = runtime::start_public(cfg, &fake, env).await;
+    (fake, tools, rt)
+}
+
+async fn a2a_client(sdk: Sdk, rt: &RuntimeUnderTest, actions: Value) -> Vec<Value> {
+    let out = a2a::client(
+        sdk,
+        json!({"url": format!("{}/", rt.url), "actions": actions}),
+    )
+    .await;
+    out["results"].as_array().unwrap().clone()
+}
+
+/// A message without a context, then a streamed one in the context of the first.
+fn a2a_two_messages() -> Value {
+    json!([{"do": "send", "text": Q1}, {"do": "stream", "text": Q2, "context_id": "last"}])
+}
+
+/// The final state and the answer's texts of a streamed send, from its events (the 1.3 SDK's
+/// task is the first event's snapshot).
+fn streamed_answer(sent: &Value) -> (Option<&str>, Vec<&str>) {
+    let events = sent["events"].as_array().unwrap();
+    let state = events.last().and_then(|e| e["state"].as_str());
+    let texts = events
+        .iter()
+        .filter(|e| e["kind"] == "artifact-update")
+        .flat_map(|e| e["texts"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
+    (state, texts)
+}
+
+async fn a2a_two_turns(sdk: Sdk) {
+    let redis = RedisServer::start();
+    let (fake, _tools, rt) = start_a2a(Some(&redis)).await;
+    two_turns(&fake);
+    let r = a2a_client(sdk, &rt, a2a_two_messages()).await;
+    let (first, second) = (&r[0]["task"], &r[1]["task"]);
+    assert_eq!(
+        (&first["state"], &first["artifacts"]),
+        (&json!("completed"), &json!([[A1]])),
+        "{r:?}"
+    );
+    assert_eq!(
+        streamed_answer(&r[1]),
+        (Some("completed"), vec![A2]),
+        "{r:?}"
+    );
+    let context = first["context_id"].as_str().unwrap();
+    assert_eq!(second["context_id"], context, "{r:?}");
+    assert_ne!(first["id"], second["id"], "a task per message");
+    assert_eq!(
+        texts(&fake.captured()[2].body["messages"]),
+        SECOND_TURN_SEEN
+    );
+    // The context's session is the one /v1/sessions shows.
+    let (status, s) = get(&rt.url, context).await;
+    assert_eq!((status, &s["version"]), (200, &json!(2)), "{s}");
+}
+
+#[tokio::test]
+async fn a2a_messages_in_one_context_continue_its_conversation_with_the_1_3_client() {
+    a2a_two_turns(Sdk::V13).await;
+}
+
+#[tokio::test]
+async fn a2a_messages_in_one_context_continue_its_conversation_with_the_0_3_client() {
+    a2a_two_turns(Sdk::V03).await;
+}
+
+async fn raw_send(rt: &RuntimeUnderTest, body: Value) -> (u16, Value, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/", rt.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), r.json().await.unwrap(), retry)
+}
+
+fn send_v1(context: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {
+        "messageId": "m1", "role": "ROLE_USER", "contextId": context, "parts": [{"text": Q1}]}}})
+}
+
+fn send_v03(context: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "message/send", "params": {"message": {
+        "kind": "message", "messageId": "m2", "role": "user", "contextId": context,
+        "parts": [{"kind": "text", "text": Q1}]}}})
+}
+
+#[tokio::test]
+async fn an_a2a_message_in_a_busy_context_is_refused_with_409_retry_after_and_a_json_rpc_error() {
+    let redis = RedisServer::start();
+    let (fake, _tools, rt) = start_a2a(Some(&redis)).await;
+    slow(&fake, 6000);
+    for sdk in [Sdk::V13, Sdk::V03] {
+        tokio::task::spawn_blocking(move || a2a::venv(sdk))
+            .await
+            .unwrap();
+    }
+    let held = hold(&rt, "a2a-busy").await;
+    for body in [send_v1("a2a-busy"), send_v03("a2a-busy")] {
+        let (status, r, retry) = raw_send(&rt, body.clone()).await;
+        assert_eq!((status, &r["error"]["code"]), (409, &json!(-32603)), "{r}");
+        assert_eq!(r["id"], body["id"], "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("another invocation is running on this session"),
+            "{r}"
+        );
+        let retry: u64 = retry.unwrap().parse().unwrap();
+        assert!((1..=15).contains(&retry), "{retry}");
+    }
+    // The SDKs raise on it, naming the status.
+    for sdk in [Sdk::V13, Sdk::V03] {
+        let actions = json!([{"do": "send", "text": Q1, "context_id": "a2a-busy"}]);
+        let r = a2a_client(sdk, &rt, actions).await;
+        assert!(
+            r[0]["error"].is_string() && r[0]["message"].as_str().unwrap().contains("409"),
+            "{sdk:?}: {r:?}"
+        );
+    }
+    assert_eq!(held.await.unwrap(), 200);
+    assert_eq!(
+        fake.captured().len(),
+        1,
+        "only the holder reached the model"
+    );
+}
+
+#[tokio::test]
+async fn an_a2a_context_id_that_cannot_name_a_session_is_invalid_params() {
+    let redis = RedisServer::start();
+    let (fake, _tools, rt) = start_a2a(Some(&redis)).await;
+    let (status, r, _) = raw_send(&rt, send_v03("no spaces please")).await;
+    assert_eq!((status, &r["error"]["code"]), (200, &json!(-32602)), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot name a session"),
+        "{r}"
+    );
+    assert!(fake.captured().is_empty(), "no model call");
+}
+
+#[tokio::test]
+async fn without_memory_an_a2a_context_carries_no_history_as_before_sessions() {
+    let (fake, _tools, rt) = start_a2a(None).await;
+    fake.push([Script::Turn(Turn::text(A1)), Script::Turn(Turn::text(A2))]);
+    let r = a2a_client(Sdk::V13, &rt, a2a_two_messages()).await;
+    assert_eq!(
+        r[1]["task"]["context_id"], r[0]["task"]["context_id"],
+        "{r:?}"
+    );
+    assert_eq!(
+        streamed_answer(&r[1]),
+        (Some("completed"), vec![A2]),
+        "{r:?}"
+    );
+    assert_eq!(
+        texts(&fake.captured()[1].body["messages"]),
+        ["user: Who sings it?"]
+    );
+    let context = r[0]["task"]["context_id"].as_str().unwrap();
+    let (status, body) = get(&rt.url, context).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("sessions_not_enabled")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_a2a_message_while_the_store_is_down_is_refused_with_503_and_retry_after() {
+    let redis = RedisServer::start();
+    let (fake, _tools, rt) = start_a2a(Some(&redis)).await;
+    redis.pause();
+    let (status, r, retry) = raw_send(&rt, send_v1("a2a-down")).await;
+    redis.resume();
+    assert_eq!(
+        (status, &r["error"]["code"], retry.as_deref()),
+        (503, &json!(-32603), Some("1")),
+        "{r}"
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the session store did not answer"),
+        "{r}"
+    );
     assert!(fake.captured().is_empty(), "no model call");
 }

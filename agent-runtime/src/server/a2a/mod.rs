@@ -11,8 +11,13 @@
 //! - [`store`]: the bounded in-memory task store;
 //! - [`run`]: one task's invocation.
 //!
-//! Text parts in, text parts out. Each message starts a new task with no memory of earlier
-//! ones; its `contextId` is echoed (or made up when absent) but carries no history.
+//! Text parts in, text parts out. Each message starts a new task. Without memory it has no
+//! memory of earlier ones: its `contextId` is echoed (or made up when absent) but carries no
+//! history. With memory the `contextId` is the session: a message continues the conversation
+//! of its context (one without starts a new session, whose id is the new `contextId`), its
+//! lease and history taken before the task starts, so a busy session or a store that is down
+//! is refused like a full pod — a JSON-RPC error with the HTTP status and `Retry-After` of
+//! `/v1/invoke` (409, 503) — and no task is made.
 
 pub mod card;
 pub mod run;
@@ -35,6 +40,8 @@ use tokio::sync::mpsc;
 use super::body::{self, ReadFailure};
 use super::invocation::{Invocation, Protocol, REQUEST_ID_HEADER};
 use super::{AppState, sse};
+use crate::invoke::session;
+use crate::session::{SessionError, SessionId};
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 use store::{Message, Role, State, Store, Task};
 use wire::{Dispatch, Method, RpcError, Version};
@@ -99,6 +106,19 @@ fn refusal(status: StatusCode, id: &Value, e: &RpcError) -> Response {
     ) {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(1));
+    }
+    r
+}
+
+/// A session refusal: the JSON-RPC error in the caller's version, with the HTTP status and
+/// `Retry-After` every protocol gives it (409 busy, 503 store unavailable).
+fn session_refusal(id: &Value, version: Version, e: &SessionError) -> Response {
+    let (status, retry_after) = super::sessions::status(e);
+    let rpc = RpcError::internal(crate::error_chain(e));
+    let mut r = (status, axum::Json(wire::error(id, version, &rpc))).into_response();
+    if let Some(secs) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     r
 }
@@ -247,6 +267,20 @@ async fn send(
         let e = RpcError::invalid_params(e.to_string());
         return answer(refuse(&mut inv, 200, "invalid_request", e));
     }
+    let context_id = p.context_id.clone().unwrap_or_else(new_id);
+    // With memory the context is the session, so its id must be one a session can have.
+    let session_id = match &s.rt.sessions {
+        None => None,
+        Some(_) => match SessionId::parse(&context_id) {
+            Ok(sid) => Some(sid),
+            Err(_) => {
+                let e = RpcError::invalid_params(format!(
+                    "message.contextId {context_id:?} cannot name a session (this agent keeps each context's conversation): use 1-128 letters, digits, '.', '_', ':' and '-', starting with a letter or digit (a UUID works), or leave it out to start a new context"
+                ));
+                return answer(refuse(&mut inv, 200, "invalid_request", e));
+            }
+        },
+    };
     if !inv.admit() {
         inv.finish(429, "over_capacity");
         let e = RpcError::internal(format!(
@@ -255,12 +289,22 @@ async fn send(
         ));
         return refusal(StatusCode::TOO_MANY_REQUESTS, &id, &e);
     }
+    let held = match (session_id, &s.rt.sessions) {
+        (Some(sid), Some(store)) => match session::acquire(store, sid, &inv.request_id).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                inv.finish(super::sessions::status(&e).0.as_u16(), e.code());
+                return session_refusal(&id, version, &e);
+            }
+        },
+        _ => None,
+    };
     if stream {
         inv.set_stream();
     }
     let task = Task {
         id: new_id(),
-        context_id: p.context_id.clone().unwrap_or_else(new_id),
+        context_id,
         state: State::Submitted,
         timestamp: store::now(),
         history: vec![Message {
@@ -273,6 +317,7 @@ async fn send(
     };
     let job = run::Job {
         inv,
+        held,
         input,
         depth,
         deadline: crate::invoke::deadline(&s.rt.config, caller_ms),

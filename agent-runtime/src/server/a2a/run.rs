@@ -2,7 +2,8 @@
 //! guard (slot, metrics, access log), so a task outlives the request that started it — a
 //! client that goes away can still fetch it with `tasks/get`; only `tasks/cancel` (or the
 //! invocation's own deadline) stops it. Cancelling drops the loop's future, which cancels its
-//! model and tool calls.
+//! model and tool calls. On a session, the turn is saved before the task completes; a
+//! cancelled task gives the session back unchanged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::new_id;
 use super::store::{Message, Role, State, Store, Task};
-use crate::invoke::{self, Request};
+use crate::invoke::Request;
+use crate::invoke::session::{self, Held, Outcome};
 use crate::server::AppState;
 use crate::server::invocation::Invocation;
 
@@ -22,6 +24,8 @@ pub const CANCELLED: &str = "cancelled";
 pub struct Job {
     /// The admitted invocation.
     pub inv: Invocation,
+    /// The session of the task's context, its lease taken (with memory).
+    pub held: Option<Held>,
     /// The user's text.
     pub input: String,
     /// Agent-to-agent hops before this one.
@@ -31,15 +35,19 @@ pub struct Job {
 }
 
 /// The task's state and message after the loop ended: a limit stop fails the task with the
-/// stop reason and whatever partial text there was.
-fn ended(task: &mut Task, outcome: &Result<invoke::Summary, crate::bedrock::BedrockError>) {
+/// stop reason and whatever partial text there was; a turn its session could not save fails
+/// it too, saying why.
+fn ended(task: &mut Task, outcome: &Outcome) {
     match outcome {
-        Ok(s) if s.stop_reason.answered() => {
+        Ok(Ok(s)) if s.stop_reason.answered() => {
             task.state = State::Completed;
             task.answer = Some((new_id(), s.output.clone()));
         }
         _ => {
-            let (text, _) = crate::server::mcp::result_of(outcome);
+            let text = match outcome {
+                Ok(ended) => crate::server::mcp::result_of(ended).0,
+                Err(e) => crate::error_chain(e),
+            };
             task.state = State::Failed;
             task.status_message = Some(Message {
                 message_id: new_id(),
@@ -67,6 +75,7 @@ pub fn start(
     let store = store.clone();
     let Job {
         mut inv,
+        held,
         input,
         depth,
         deadline,
@@ -87,14 +96,10 @@ pub fn start(
             overrides: Default::default(),
             trace: inv.trace.clone(),
         };
-        let run = invoke::invoke(&rt, request, None, &inv.progress);
+        let run = session::run_maybe(held, &rt, request, None, &inv.progress);
         let finished = tokio::select! {
             outcome = run => {
-                let label = match &outcome {
-                    Ok(summary) => summary.stop_reason.as_str().to_string(),
-                    Err(e) => e.category().to_string(),
-                };
-                inv.finish(200, &label);
+                inv.finish(200, &session::outcome_label(&outcome));
                 store.update(&task.id, |t| ended(t, &outcome))
             }
             // The store marked it cancelled before signalling.
@@ -115,6 +120,7 @@ pub fn start(
 mod tests {
     use super::*;
     use crate::conversation::Usage;
+    use crate::invoke;
     use crate::machine::StopReason;
 
     fn task() -> Task {
@@ -129,18 +135,15 @@ mod tests {
         }
     }
 
-    fn summary(
-        stop: StopReason,
-        output: &str,
-    ) -> Result<invoke::Summary, crate::bedrock::BedrockError> {
-        Ok(invoke::Summary {
+    fn summary(stop: StopReason, output: &str) -> Outcome {
+        Ok(Ok(invoke::Summary {
             output: output.into(),
             stop_reason: stop,
             iterations: 3,
             usage: Usage::default(),
             tool_calls: vec![],
             texts: vec![],
-        })
+        }))
     }
 
     #[test]
@@ -163,6 +166,18 @@ mod tests {
             [
                 "the agent stopped before finishing its answer: max_iterations. Partial answer: Let me check."
             ]
+        );
+    }
+
+    #[test]
+    fn a_turn_its_session_could_not_save_fails_the_task_saying_so() {
+        let mut t = task();
+        ended(&mut t, &Err(crate::session::SessionError::LockLost));
+        assert_eq!(t.state, State::Failed);
+        assert!(t.answer.is_none());
+        assert_eq!(
+            t.status_message.unwrap().parts,
+            ["this invocation lost its lease on the session; nothing was saved"]
         );
     }
 }
