@@ -15,6 +15,9 @@
 //! cargo run --release -p agentry-tests --bin bench-runtime -- tracing [0 16 8000 json]
 //!                     # tracing off, and on at full sampling exporting to an OTLP sink;
 //!                     # BENCH_BEFORE_BIN=<an older agentry-runtime> adds it as the baseline
+//! BENCH_CALLGRIND=1 cargo run --release -p agentry-tests --bin bench-runtime -- protocols 0 4 2000 json
+//!                     # each runtime under valgrind's callgrind: instructions per invocation
+//!                     # (repeatable to 0.1 % whatever else runs), and their ratios
 //! ```
 
 // A benchmark: when its setup fails, stopping loudly is the right outcome.
@@ -156,8 +159,16 @@ impl Setup {
             "0",
         ];
         // For profiling: BENCH_RUNTIME_PREFIX="heaptrack -o /tmp/ht" runs the runtime under a
-        // tool (its CPU and memory figures are then the tool's).
-        let prefix = std::env::var("BENCH_RUNTIME_PREFIX").unwrap_or_default();
+        // tool (its CPU and memory figures are then the tool's). BENCH_CALLGRIND=1 runs it
+        // under callgrind and reports instructions per invocation.
+        let prefix = if std::env::var_os("BENCH_CALLGRIND").is_some() {
+            format!(
+                "valgrind --tool=callgrind --callgrind-out-file={}.%p",
+                drive::callgrind_out().display()
+            )
+        } else {
+            std::env::var("BENCH_RUNTIME_PREFIX").unwrap_or_default()
+        };
         let mut words: Vec<&str> = prefix.split_whitespace().collect();
         let chosen = self.variant.lock().unwrap().0.clone();
         let chosen = chosen.unwrap_or_else(|| self.bin.clone());
@@ -178,8 +189,10 @@ impl Setup {
             .map(|r| r.status() != 200)
             .unwrap_or(true)
         {
+            // A runtime under a profiler (valgrind) starts tens of times slower.
+            let limit = if prefix.is_empty() { 10 } else { 300 };
             assert!(
-                t.elapsed() < Duration::from_secs(10),
+                t.elapsed() < Duration::from_secs(limit),
                 "not ready:\n{}",
                 p.log()
             );
@@ -323,13 +336,25 @@ async fn compare(setup: &Setup, s: &Scenario, variants: &[(&str, Kind, Protocol)
     for (name, kind, protocol) in variants.iter().filter(|v| chosen(v.0)) {
         let side = setup.run_runtime(s, *kind, *protocol).await;
         println!("{}", drive::row(s, &format!("runtime, {name}"), &side));
-        let (base_name, base) = *baseline.get_or_insert((*name, side.cpu_s_per_1000));
+        let ir = side.instructions_per_invocation;
+        let (base_name, base, base_ir) = *baseline.get_or_insert((*name, side.cpu_s_per_1000, ir));
+        if let Some(ir) = ir {
+            println!(
+                "|  |  |  | {name}: {ir:.0} instructions per invocation (callgrind) | | | | | | | | |"
+            );
+        }
         if *name != base_name {
             println!(
                 "|  |  |  | {name} / {base_name} | | | | | | | {:.2}x ({:+.3} ms per invocation) | |",
                 side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
                 side.cpu_s_per_1000 - base
             );
+            if let (Some(ir), Some(base_ir)) = (ir, base_ir) {
+                println!(
+                    "|  |  |  | {name} / {base_name}, instructions | | | | | | | {:.3}x | |",
+                    ir / base_ir.max(1.0)
+                );
+            }
         }
     }
 }

@@ -93,6 +93,9 @@ pub struct Side {
     pub cpu_s_per_1000: f64,
     /// Peak resident memory of the process.
     pub peak_rss_mb: f64,
+    /// Instructions per invocation, counted by callgrind (`BENCH_CALLGRIND=1`).
+    #[serde(default)]
+    pub instructions_per_invocation: Option<f64>,
 }
 
 impl Side {
@@ -120,6 +123,7 @@ impl Side {
             max_ms: pct(1.0),
             cpu_s_per_1000: cpu * 1000.0 / n.max(1) as f64,
             peak_rss_mb: rss_kb as f64 / 1024.0,
+            instructions_per_invocation: None,
         }
     }
 }
@@ -291,9 +295,19 @@ pub async fn runtime(url: &str, pid: u32, agent: &str, protocol: Protocol, s: &S
             }
         }
     };
+    // With BENCH_CALLGRIND=1 the runtime runs under callgrind (see `callgrind_out`): its counts
+    // are zeroed before the measured invocations and dumped after, so the dump holds their
+    // instructions only, a count that does not depend on what else the machine runs.
+    let callgrind = std::env::var_os("BENCH_CALLGRIND").is_some();
+    if callgrind {
+        callgrind_control("-z", pid);
+    }
     let cpu0 = cpu_seconds(pid);
     let (latencies, errors, elapsed) = run_loops(s.in_flight, s.invocations, one).await;
     let cpu = cpu_seconds(pid) - cpu0;
+    if callgrind {
+        callgrind_control("-d", pid);
+    }
     if std::env::var_os("BENCH_METRICS").is_some() {
         eprintln!(
             "runtime threads at the end: {}; VmRSS {} kB, RssAnon {} kB, RssFile {} kB",
@@ -306,13 +320,39 @@ pub async fn runtime(url: &str, pid: u32, agent: &str, protocol: Protocol, s: &S
             eprintln!("{}", r.text().await.unwrap_or_default());
         }
     }
-    Side::from_run(
+    let mut side = Side::from_run(
         latencies,
         errors,
         elapsed,
         cpu,
         proc_status_kb(pid, "VmHWM:"),
-    )
+    );
+    if callgrind {
+        let dump = format!("{}.{pid}.1", callgrind_out().display());
+        let text = std::fs::read_to_string(&dump).unwrap_or_else(|e| panic!("{dump}: {e}"));
+        let total: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("totals: "))
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{dump} has no totals line"));
+        side.instructions_per_invocation = Some(total / side.invocations.max(1) as f64);
+    }
+    side
+}
+
+/// Where callgrind writes (`<this>.<pid>` at exit, `<this>.<pid>.1` for the measured run).
+pub fn callgrind_out() -> std::path::PathBuf {
+    std::env::temp_dir().join("agentry-bench-callgrind")
+}
+
+/// Runs `callgrind_control <what> <pid>`, loudly failing.
+fn callgrind_control(what: &str, pid: u32) {
+    let status = std::process::Command::new("callgrind_control")
+        .args([what, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("callgrind_control");
+    assert!(status.success(), "callgrind_control {what} {pid}: {status}");
 }
 
 /// The table's header.
