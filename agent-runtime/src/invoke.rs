@@ -21,6 +21,7 @@ use crate::tools::{CallContext, Toolbox};
 
 pub mod compaction;
 mod pending;
+pub mod resume;
 pub mod session;
 use pending::{Call, Pending};
 
@@ -216,13 +217,98 @@ pub async fn converse(
     run(rt, req, events, progress).with_context(cx).await
 }
 
-async fn run(
+/// Saves the turn so far where the loop could be resumed from (a session's checkpoint): after
+/// a model reply that calls tools, before they run, and after each round of tool results.
+pub trait Saver: Sync {
+    /// Why a save failed; it ends the invocation.
+    type Error: Send;
+    /// Saves the conversation `messages` after `model_calls` model calls that used `usage`
+    /// (the saver knows which of them it has saved already). The future owns what it writes.
+    fn save<'a>(
+        &'a self,
+        messages: &[Message],
+        model_calls: u32,
+        usage: Usage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + use<'a, Self>;
+}
+
+/// Saves nothing: a stateless invocation.
+struct Unsaved;
+
+impl Saver for Unsaved {
+    type Error = std::convert::Infallible;
+    fn save<'a>(
+        &'a self,
+        _: &[Message],
+        _: u32,
+        _: Usage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + use<'a> {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Why a saved invocation ended without a summary.
+#[derive(Debug)]
+pub enum Halt<E> {
+    /// The model call failed.
+    Model(BedrockError),
+    /// A save failed (nothing runs after it).
+    Save(E),
+}
+
+/// Like [`converse`], from `state` (a new or a resumed turn), saving the turn through
+/// `saver` as it goes.
+pub async fn converse_saving<S: Saver>(
     rt: &Runtime,
     req: Request,
+    state: Loop,
+    saver: &S,
+    events: Option<UnboundedSender<Event>>,
+    progress: &Progress,
+) -> Result<(Summary, Vec<Message>), Halt<S::Error>> {
+    if req.trace.is_empty() {
+        return drive(rt, req, state, saver, events, progress).await;
+    }
+    let cx = req.trace.context().clone();
+    drive(rt, req, state, saver, events, progress)
+        .with_context(cx)
+        .await
+}
+
+async fn run(
+    rt: &Runtime,
+    mut req: Request,
     events: Option<UnboundedSender<Event>>,
     progress: &Progress,
 ) -> Result<(Summary, Vec<Message>), BedrockError> {
-    let mut state = Loop::new(req.messages, req.input.as_deref(), rt.config.limits);
+    let history = std::mem::take(&mut req.messages);
+    let state = Loop::new(history, req.input.as_deref(), rt.config.limits);
+    match drive(rt, req, state, &Unsaved, events, progress).await {
+        Ok(done) => Ok(done),
+        Err(Halt::Model(e)) => Err(e),
+        Err(Halt::Save(never)) => match never {},
+    }
+}
+
+/// Waits for a save in flight, if there is one.
+async fn saved<E>(save: Option<impl Future<Output = Result<(), E>>>) -> Result<(), E> {
+    match save {
+        Some(save) => save.await,
+        None => Ok(()),
+    }
+}
+
+async fn drive<S: Saver>(
+    rt: &Runtime,
+    req: Request,
+    mut state: Loop,
+    saver: &S,
+    events: Option<UnboundedSender<Event>>,
+    progress: &Progress,
+) -> Result<(Summary, Vec<Message>), Halt<S::Error>> {
+    // A round's results are saved while the next model call runs (awaited with it): losing
+    // that save to a crash only makes the round's calls count as interrupted on resume.
+    let mut saving = None;
     let mut tool_calls = Vec::new();
     let mut texts = Vec::new();
     let mut next = state.start();
@@ -230,6 +316,7 @@ async fn run(
     loop {
         next = match next {
             Next::Done(stop_reason) => {
+                saved(saving.take()).await.map_err(Halt::Save)?;
                 let summary = Summary {
                     output: state.output().to_string(),
                     stop_reason,
@@ -272,7 +359,10 @@ async fn run(
                                 .await
                         }
                     };
-                    match tokio::time::timeout(remaining, call).await {
+                    let (save, reply) =
+                        tokio::join!(saved(saving.take()), tokio::time::timeout(remaining, call));
+                    save.map_err(Halt::Save)?;
+                    match reply {
                         Err(_) => {
                             rt.metrics
                                 .model_failed(model, "deadline", pending.started.elapsed());
@@ -306,7 +396,7 @@ async fn run(
                                     "Bedrock call failed"
                                 );
                             }
-                            return Err(e);
+                            return Err(Halt::Model(e));
                         }
                         Ok(Ok(reply)) => {
                             rt.metrics
@@ -352,6 +442,12 @@ async fn run(
                 }
             }
             Next::RunTools(calls) => {
+                // Before any tool runs: a resume then knows these calls may have happened and
+                // never runs them again.
+                saver
+                    .save(state.messages(), state.iterations(), state.usage())
+                    .await
+                    .map_err(Halt::Save)?;
                 let ctx = CallContext {
                     depth: req.depth,
                     deadline: req.deadline,
@@ -414,7 +510,9 @@ async fn run(
                 if Instant::now() >= req.deadline {
                     state.deadline()
                 } else {
-                    state.on_tool_results(results)
+                    let next = state.on_tool_results(results);
+                    saving = Some(saver.save(state.messages(), state.iterations(), state.usage()));
+                    next
                 }
             }
         };

@@ -122,6 +122,25 @@ impl Loop {
         }
     }
 
+    /// Continues a turn that was interrupted: `messages` is the conversation as it was saved
+    /// (history, the turn's input and its messages since, the last a tool-results message),
+    /// after `iterations` model calls that used `usage`, which count toward the limits.
+    pub fn resumed(
+        messages: Vec<Message>,
+        limits: EffectiveLimits,
+        iterations: u32,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            limits,
+            messages,
+            iterations,
+            usage,
+            pending: vec![],
+            last_text: String::new(),
+        }
+    }
+
     /// The first step.
     pub fn start(&self) -> Next {
         self.call_model_or_stop()

@@ -346,7 +346,7 @@ impl Metrics {
         let r = self.registry.sub_registry_with_prefix("agentry_runtime");
         r.register(
             "session_store_requests",
-            "Session store calls by op (acquire, renew, release, commit, read, delete) and outcome",
+            "Session store calls by op (acquire, renew, checkpoint, release, commit, read, delete) and outcome",
             store.requests.clone(),
         );
         r.register(

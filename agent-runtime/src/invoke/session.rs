@@ -2,7 +2,9 @@
 //! loop ([`acquire`]), the lease is renewed while the loop runs, and the turn's new messages are
 //! committed atomically after it ([`Held::run`]). A failed invocation — a model error, the
 //! deadline, a lost lease, or a client that went away (the [`Held`] is dropped) — releases the
-//! lease without writing, so the session stays as it was.
+//! lease without writing, so the session stays as it was. While the loop runs, the turn is
+//! checkpointed ([`super::resume`]) so that a crash can be resumed on another replica; the
+//! commit or the release drops the checkpoint.
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -22,6 +24,8 @@ pub struct Held {
     sessions: Sessions,
     id: SessionId,
     loaded: Option<Loaded>,
+    /// Acquired to continue an interrupted invocation ([`super::resume`]).
+    resuming: bool,
 }
 
 /// Takes the lease of session `id` and loads it.
@@ -35,6 +39,7 @@ pub async fn acquire(
         sessions: sessions.clone(),
         id,
         loaded: Some(loaded),
+        resuming: false,
     })
 }
 
@@ -64,7 +69,7 @@ pub fn outcome_label(o: &Outcome) -> String {
     }
 }
 
-async fn release(sessions: &Sessions, loaded: &Loaded) {
+pub(super) async fn release(sessions: &Sessions, loaded: &Loaded) {
     if let Err(e) = sessions.release(&loaded.lease).await {
         // The lease runs out on its own; until then the session answers busy.
         tracing::warn!(error = %crate::error_chain(&e), "giving back a session lease failed");
@@ -72,6 +77,29 @@ async fn release(sessions: &Sessions, loaded: &Loaded) {
 }
 
 impl Held {
+    /// A session acquired to resume its checkpoint.
+    pub(super) fn resuming(sessions: &Sessions, id: SessionId, loaded: Loaded) -> Self {
+        Self {
+            sessions: sessions.clone(),
+            id,
+            loaded: Some(loaded),
+            resuming: true,
+        }
+    }
+
+    pub(super) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub(super) fn loaded(&self) -> Option<&Loaded> {
+        self.loaded.as_ref()
+    }
+
+    /// The loaded session, which the caller now gives back (no release on drop).
+    pub(super) fn into_loaded(mut self) -> Option<Loaded> {
+        self.loaded.take()
+    }
+
     /// The session's id.
     pub fn id(&self) -> &SessionId {
         &self.id
@@ -92,6 +120,9 @@ impl Held {
         events: Option<UnboundedSender<Event>>,
         progress: &Progress,
     ) -> (Outcome, Option<compaction::Report>) {
+        if self.resuming {
+            return super::resume::run(self, rt, req, events, progress).await;
+        }
         let Some((lease, state, stored)) = self
             .loaded
             .as_ref()
@@ -118,7 +149,20 @@ impl Held {
                 _ => seen,
             };
             let history = req.messages.len();
-            let ended = super::converse(rt, req, events, progress).await;
+            let compacted = attempt.as_ref().and_then(|a| a.result.as_ref().ok());
+            let saver = super::resume::Checkpointer::new(
+                &self.sessions,
+                &lease,
+                state.version,
+                history,
+                compacted.map(|(c, _)| c),
+            );
+            let state = crate::machine::Loop::new(
+                std::mem::take(&mut req.messages),
+                req.input.as_deref(),
+                rt.config.limits,
+            );
+            let ended = super::resume::converse(rt, req, state, &saver, events, progress).await;
             (attempt, history, ended)
         };
         let ended = self.sessions.while_held(&lease, work).await;
@@ -126,11 +170,11 @@ impl Held {
             return (Err(SessionError::LockLost), None);
         };
         let (attempt, history, ended) = match ended {
-            Err(lost) => {
+            Err(lost) | Ok((_, _, Err(lost))) => {
                 release(&self.sessions, &loaded).await;
                 return (Err(lost), None);
             }
-            Ok(done) => done,
+            Ok((attempt, history, Ok(ended))) => (attempt, history, ended),
         };
         let (outcome, saved) = self
             .settle(&loaded, ended, history, attempt.as_ref(), progress)

@@ -235,3 +235,24 @@ fn stop_reasons_serialize_to_their_names() {
         json!("x_y")
     );
 }
+
+#[test]
+fn a_resumed_turn_counts_the_model_calls_and_tokens_made_before_the_crash() {
+    let saved = vec![Message::user_text("Top song?")];
+    let used = Usage {
+        input_tokens: 10,
+        output_tokens: 5,
+        ..Usage::default()
+    };
+    let fresh = Loop::resumed(saved.clone(), limits(), 3, used);
+    assert_eq!(fresh.start(), Next::CallModel);
+    assert_eq!((fresh.iterations(), fresh.usage()), (3, used));
+    let spent = Loop::resumed(saved.clone(), limits(), 4, used);
+    assert_eq!(spent.start(), Next::Done(StopReason::MaxIterations));
+    let over = Usage {
+        input_tokens: 1000,
+        ..Usage::default()
+    };
+    let broke = Loop::resumed(saved, limits(), 1, over);
+    assert_eq!(broke.start(), Next::Done(StopReason::TokenBudget));
+}

@@ -141,6 +141,23 @@ async fn answer(s: &AppState, mut inv: Invocation, headers: &HeaderMap, body: Bo
     }
 }
 
+/// The answer to `request` on the session of `held`, JSON or a stream: also what a resume
+/// (`POST /v1/sessions/{id}/resume`) answers.
+pub(super) async fn respond(
+    s: &AppState,
+    request: Request,
+    held: Held,
+    mut inv: Invocation,
+    stream: bool,
+) -> Response {
+    if stream {
+        inv.set_stream();
+        stream_response(s, request, Some(held), inv)
+    } else {
+        json_response(s, request, Some(held), inv).await
+    }
+}
+
 /// The summary as answered: with the session's id when on a session, and the compaction
 /// saved with the turn when there was one.
 #[derive(Serialize)]

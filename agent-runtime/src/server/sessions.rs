@@ -1,17 +1,21 @@
-//! `GET` and `DELETE /v1/sessions/{id}`, and the one mapping of session errors to HTTP
-//! answers, shared with `/v1/invoke`.
+//! `GET` and `DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/resume`, and the one mapping
+//! of session errors to HTTP answers, shared with `/v1/invoke`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{AppState, error, retry_later};
+use super::invocation::{Invocation, Protocol};
+use super::{AppState, body, error, retry_later};
+use crate::invoke::{self, Request, resume};
 use crate::session::{SessionError, SessionId, Sessions};
+use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 
 /// The HTTP status of a session error and its `Retry-After` seconds, if any: 409
 /// `session_busy` (until the holder's lease runs out), 503 `session_store_unavailable` (1 s),
-/// 503 `session_lock_lost`, 404 `session_not_found`. Every protocol answers with these.
+/// 503 `session_lock_lost`, 404 `session_not_found`, 409 `nothing_to_resume`. Every protocol
+/// answers with these.
 pub fn status(e: &SessionError) -> (StatusCode, Option<u32>) {
     match e {
         SessionError::Busy { retry_after, .. } => {
@@ -22,6 +26,7 @@ pub fn status(e: &SessionError) -> (StatusCode, Option<u32>) {
             )
         }
         SessionError::NotFound => (StatusCode::NOT_FOUND, None),
+        SessionError::NothingToResume => (StatusCode::CONFLICT, None),
         SessionError::LockLost | SessionError::Conflict => (StatusCode::SERVICE_UNAVAILABLE, None),
         _ => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
     }
@@ -85,6 +90,14 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
                 "running": snap.running,
                 "summary": snap.state.summary,
                 "messages": snap.messages,
+                // A running invocation's turn so far, or a crashed one's (to resume).
+                "checkpoint": snap.state.checkpoint().ok().flatten().map(|c| json!({
+                    "invocationId": c.invocation_id,
+                    "messages": c.messages,
+                    "modelCalls": c.model_calls,
+                    "startedAt": rfc3339(c.started_at_ms),
+                    "updatedAt": rfc3339(c.updated_at_ms),
+                })),
             }))
             .into_response()
         }
@@ -103,4 +116,97 @@ pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Respon
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => session_error(&e),
     }
+}
+
+/// `POST /v1/sessions/{id}/resume` (no body): continues the invocation on session `id` whose
+/// runtime died mid-loop, from its checkpoint, once the dead holder's lease ran out (409
+/// `session_busy` with `Retry-After` until then, or while a live invocation holds it; 409
+/// `nothing_to_resume` without a checkpoint; 404 `session_not_found`). The answer is that of
+/// `/v1/invoke` on a session: JSON, or Server-Sent Events with `Accept: text/event-stream`,
+/// after the turn is committed.
+pub async fn resume(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let inv = Invocation::arrive(
+        &s,
+        &headers,
+        "POST",
+        "/v1/sessions/{id}/resume",
+        Protocol::Invoke,
+    );
+    let request_id = inv.request_id_header();
+    let mut response = resumed(&s, inv, &headers, &id).await;
+    if let Some(v) = request_id {
+        response
+            .headers_mut()
+            .insert(super::invocation::REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+async fn resumed(s: &AppState, mut inv: Invocation, headers: &HeaderMap, id: &str) -> Response {
+    let mut refuse = |r: Response, code: &str| {
+        inv.finish(r.status().as_u16(), code);
+        r
+    };
+    if s.draining() {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the runtime is shutting down; retry on another replica",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(1));
+        return refuse(r, "shutting_down");
+    }
+    let (sessions, id) = match session(s, id) {
+        Ok(x) => x,
+        Err(r) if s.rt.sessions.is_none() => return refuse(r, "sessions_not_enabled"),
+        Err(r) => return refuse(r, "invalid_request"),
+    };
+    let (depth, caller_ms) = match (
+        body::header_number(headers, CALL_DEPTH_HEADER),
+        body::header_number(headers, DEADLINE_HEADER),
+    ) {
+        (Ok(d), Ok(ms)) => (u32::try_from(d.unwrap_or(0)).unwrap_or(u32::MAX), ms),
+        (Err(r), _) | (_, Err(r)) => {
+            return refuse(error(r.status, r.code, r.message.clone()), r.code);
+        }
+    };
+    let stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if !inv.admit() {
+        inv.finish(429, "over_capacity");
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "this agent is serving its limit of {} concurrent invocations; retry shortly",
+                s.rt.config.limits.max_concurrent_invocations
+            ),
+            1,
+        );
+    }
+    let held = match resume::acquire(&sessions, id, &inv.request_id).await {
+        Ok(h) => h,
+        Err(e) => {
+            inv.finish(status(&e).0.as_u16(), e.code());
+            return session_error(&e);
+        }
+    };
+    let request = Request {
+        input: None,
+        messages: vec![],
+        depth,
+        deadline: invoke::deadline(&s.rt.config, caller_ms),
+        stream,
+        request_id: inv.request_id.clone(),
+        overrides: Default::default(),
+        trace: inv.trace.clone(),
+    };
+    super::invoke::respond(s, request, held, inv, stream).await
 }

@@ -14,8 +14,11 @@
 //! - [`record`]: the stored shapes (schema 1);
 //! - [`trim`]: where history may be cut (`maxMessages`), without I/O;
 //! - [`compact`]: when and where history is summarised (`maxContextTokens`), without I/O;
+//! - [`checkpoint`]: the running turn saved after each model reply that calls tools and each
+//!   round of tool results, so another replica can resume it after a crash;
 //! - `lease` and `ops`: the lease (token, renewal, abandoned acquires) and the operations.
 
+pub mod checkpoint;
 pub mod compact;
 pub mod record;
 pub mod scripts;
@@ -69,6 +72,12 @@ pub enum SessionError {
     /// No such session (never created, expired or deleted).
     #[error("no such session: it was never created, it expired, or it was deleted")]
     NotFound,
+    /// A resume found no checkpoint: the session's last invocation finished, or failed without
+    /// crashing (and so saved nothing), or a newer invocation dropped it.
+    #[error(
+        "this session has no interrupted invocation to resume: its last invocation finished or saved nothing; send a new invocation"
+    )]
+    NothingToResume,
 }
 
 impl SessionError {
@@ -83,6 +92,7 @@ impl SessionError {
             Self::Busy { .. } => "session_busy",
             Self::LockLost | Self::Conflict => "session_lock_lost",
             Self::NotFound => "session_not_found",
+            Self::NothingToResume => "nothing_to_resume",
         }
     }
 
@@ -96,6 +106,7 @@ impl SessionError {
             Self::LockLost => "lock_lost",
             Self::Conflict => "conflict",
             Self::NotFound => "not_found",
+            Self::NothingToResume => "nothing_to_resume",
         }
     }
 }

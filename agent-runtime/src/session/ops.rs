@@ -21,6 +21,8 @@ pub struct Loaded {
     pub state: State,
     /// The committed messages.
     pub messages: Vec<Message>,
+    /// An interrupted invocation's checkpointed messages (only when acquired to resume).
+    pub checkpoint: Vec<Message>,
 }
 
 /// What a commit writes.
@@ -149,16 +151,37 @@ impl Sessions {
         &self.options
     }
 
-    fn keys(&self, id: &SessionId) -> Keys {
+    pub(super) fn keys(&self, id: &SessionId) -> Keys {
         Keys::new(&self.namespace, &self.agent, id.as_str())
     }
 
     /// Takes the lease of session `id` for `invocation_id` and loads it (a new id: an empty
     /// session at version 0).
+    /// An interrupted invocation's checkpoint is dropped: the client chose a new turn.
     pub async fn acquire(
         &self,
         id: &SessionId,
         invocation_id: &str,
+    ) -> Result<Loaded, SessionError> {
+        self.acquire_as(id, invocation_id, false).await
+    }
+
+    /// Takes the lease of session `id` to continue the checkpoint of an invocation that was
+    /// interrupted ([`SessionError::NothingToResume`] when there is none, and no lease is
+    /// taken then).
+    pub async fn acquire_to_resume(
+        &self,
+        id: &SessionId,
+        invocation_id: &str,
+    ) -> Result<Loaded, SessionError> {
+        self.acquire_as(id, invocation_id, true).await
+    }
+
+    async fn acquire_as(
+        &self,
+        id: &SessionId,
+        invocation_id: &str,
+        resume: bool,
     ) -> Result<Loaded, SessionError> {
         let keys = self.keys(id);
         let value = format!("{} {} {invocation_id}", token(), self.options.pod);
@@ -170,9 +193,15 @@ impl Sessions {
                 keys.add_to(&mut inv)
                     .arg(&value)
                     .arg(ms(self.options.lease))
-                    .arg(abandoned.unwrap_or_default());
+                    .arg(abandoned.unwrap_or_default())
+                    .arg(if resume { "resume" } else { "" });
                 let reply = self.store.run(&inv).await?;
                 match reply {
+                    Value::Array(v)
+                        if v.len() == 1 && store::text(&v[0]).as_deref() == Some("nothing") =>
+                    {
+                        Err(SessionError::NothingToResume)
+                    }
                     Value::Array(v)
                         if v.len() == 3 && store::text(&v[0]).as_deref() == Some("busy") =>
                     {
@@ -204,13 +233,19 @@ impl Sessions {
         let loaded = (|| {
             let fields = store::pairs(&reply[1]).ok_or(SessionError::Reply("acquire"))?;
             let raw = store::texts(&reply[2]).ok_or(SessionError::Reply("acquire"))?;
-            Ok::<_, SessionError>((State::from_fields(fields)?, record::decode(raw)?))
+            let checkpoint = store::texts(&reply[3]).ok_or(SessionError::Reply("acquire"))?;
+            Ok::<_, SessionError>((
+                State::from_fields(fields)?,
+                record::decode(raw)?,
+                record::decode(checkpoint)?,
+            ))
         })();
         match loaded {
-            Ok((state, messages)) => Ok(Loaded {
+            Ok((state, messages, checkpoint)) => Ok(Loaded {
                 lease,
                 state,
                 messages,
+                checkpoint,
             }),
             Err(e) => {
                 // Unreadable: give the lease back rather than block the session for a lease.
@@ -368,6 +403,7 @@ mod tests {
                 ..State::default()
             },
             messages,
+            checkpoint: vec![],
         }
     }
 

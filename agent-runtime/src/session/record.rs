@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conversation::Message;
+use crate::conversation::{Message, Usage};
 
 /// The store format this build writes and reads.
 pub const SCHEMA: u32 = 1;
@@ -27,6 +27,9 @@ pub enum RecordError {
     /// The version field is not a number.
     #[error("the stored session version {0:?} is not a number")]
     Version(String),
+    /// The `checkpoint` field is not the expected JSON.
+    #[error("the stored checkpoint header is not valid")]
+    Checkpoint(#[source] serde_json::Error),
     /// Written by a newer runtime.
     #[error("the session was written in store format {0}; this runtime reads format {SCHEMA}")]
     Schema(String),
@@ -50,6 +53,36 @@ pub struct Meta {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The `checkpoint` field: the header of a running (or crashed) invocation's turn so far,
+/// whose messages are the checkpoint list. Written by [`super::Sessions::checkpoint`].
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// The invocation that wrote it (the first one, when a resume continued it).
+    pub invocation_id: String,
+    /// When the invocation's first checkpoint was written, Unix milliseconds.
+    pub started_at_ms: u64,
+    /// When this one was written, Unix milliseconds.
+    pub updated_at_ms: u64,
+    /// Messages in the checkpoint list.
+    pub messages: usize,
+    /// Model calls the turn made so far (its `maxIterations` count).
+    pub model_calls: u32,
+    /// Tokens the turn used so far (its `maxTokensPerInvocation` count).
+    pub usage: Usage,
+    /// Stored messages a compaction before the turn summarised (0: none); the summary is
+    /// `summary`, both saved with the turn's commit.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub summarized: usize,
+    /// That compaction's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
     *n == 0
 }
 
@@ -88,6 +121,16 @@ impl State {
             }
         }
         Ok(s)
+    }
+}
+
+impl State {
+    /// The checkpoint header, when an invocation left one.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, RecordError> {
+        self.checkpoint
+            .as_deref()
+            .map(|c| serde_json::from_str(c).map_err(RecordError::Checkpoint))
+            .transpose()
     }
 }
 

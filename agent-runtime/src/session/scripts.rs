@@ -22,6 +22,9 @@ pub static RELEASE: LazyLock<Script> =
 /// Appends the new messages and releases the lease, checking token and version first.
 pub static COMMIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/commit.lua")));
+/// Appends to the running invocation's checkpoint, checking token, version and length first.
+pub static CHECKPOINT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
 /// Reads a session without its lease.
 pub static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/read.lua")));
 /// Deletes a session no invocation holds.

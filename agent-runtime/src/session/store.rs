@@ -79,7 +79,7 @@ impl Keys {
 /// the same series.
 #[derive(Clone, Debug)]
 pub struct StoreMetrics {
-    /// By `op` (acquire, renew, release, commit, read, delete) and `outcome`.
+    /// By `op` (acquire, renew, checkpoint, release, commit, read, delete) and `outcome`.
     pub(crate) requests: Family<Vec<(&'static str, String)>, Counter>,
     /// By `op`.
     pub(crate) seconds: Family<Vec<(&'static str, String)>, Histogram>,
