@@ -329,3 +329,37 @@ async fn a_resume_while_the_holder_lives_is_busy_and_a_failed_invocation_leaves_
         redis.keys()
     );
 }
+
+#[tokio::test]
+async fn a_checkpoint_the_store_does_not_take_fails_the_invocation_before_its_tools_run() {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&[(
+        "/top_song",
+        ToolBehaviour::Json(json!({"song": "Elemental Hotel"})),
+    )])
+    .await;
+    let (fake, rt) = start(&redis.url(), memory(60, 100), &tools).await;
+    fake.push([Script::Delay(
+        Duration::from_millis(500),
+        Box::new(Script::Turn(Turn::tools(&[(
+            "s1",
+            "top_song",
+            json!({"sign": "WZPZ"}),
+        )]))),
+    )]);
+    let asked = tokio::spawn({
+        let url = rt.url.clone();
+        async move { ask(&url, json!({"sessionId": "down", "input": "Top song?"})).await }
+    });
+    // The lease is taken and the model is thinking: the store stops answering.
+    assert!(eventually(Duration::from_secs(5), async || !fake.captured().is_empty()).await);
+    redis.pause();
+    let (status, body, _) = asked.await.unwrap();
+    redis.resume();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("session_store_unavailable")),
+        "{body}"
+    );
+    assert!(tools.seen().is_empty(), "a tool ran without a checkpoint");
+}

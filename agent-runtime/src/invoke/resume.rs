@@ -204,7 +204,7 @@ pub async fn run(
     };
     let (mut summary, messages) = ended;
     // The answer counts the whole turn, as its usage does (the loop carried the saved count).
-    summary.iterations += header.model_calls;
+    summary.iterations = summary.iterations.saturating_add(header.model_calls);
     let new = messages.get(base..).unwrap_or_default();
     if summary.stop_reason == StopReason::Deadline || trim::settled(new) == 0 {
         release(&sessions, &loaded).await;
