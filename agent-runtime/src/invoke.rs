@@ -12,13 +12,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use opentelemetry::context::FutureExt as _;
 
 use crate::bedrock::{Bedrock, BedrockError, Overrides};
-use crate::conversation::{Message, ResultStatus, Usage};
+use crate::conversation::{Message, ResultStatus, ToolUse, Usage};
 use crate::machine::{Loop, Next, StopReason};
 use crate::metrics::Metrics;
 use crate::session::Sessions;
 use crate::telemetry::{Telemetry, Trace};
 use crate::tools::{CallContext, Toolbox};
 
+pub mod approval;
 pub mod compaction;
 mod pending;
 pub mod resume;
@@ -178,6 +179,10 @@ pub struct Summary {
     pub usage: Usage,
     /// Tool calls made, in order.
     pub tool_calls: Vec<ToolCallSummary>,
+    /// With `stopReason: approval_required`: the calls of the model's last reply that wait for
+    /// a decision (`toolUseId`, `name`, `input`); its other calls run with the approved ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_approvals: Vec<ToolUse>,
     /// The text of each model reply that had any, in order (the last is `output` when the
     /// final reply had text): what a stream showed, for protocols that answer with all of it.
     #[serde(skip)]
@@ -230,6 +235,11 @@ pub trait Saver: Sync {
         model_calls: u32,
         usage: Usage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + use<'a, Self>;
+
+    /// Whether the turn can stop to wait for approvals (a session keeps it meanwhile).
+    fn can_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Saves nothing: a stateless invocation.
@@ -311,6 +321,7 @@ async fn drive<S: Saver>(
     let mut saving = None;
     let mut tool_calls = Vec::new();
     let mut texts = Vec::new();
+    let mut pending_approvals = Vec::new();
     let mut next = state.start();
     let model = rt.config.model.id.as_str();
     loop {
@@ -324,8 +335,19 @@ async fn drive<S: Saver>(
                     usage: state.usage(),
                     tool_calls,
                     texts,
+                    pending_approvals,
                 };
                 return Ok((summary, state.into_messages()));
+            }
+            Next::AwaitApproval(calls) => {
+                // The reply and its calls are the checkpoint a decision continues from.
+                saved(saving.take()).await.map_err(Halt::Save)?;
+                saver
+                    .save(state.messages(), state.iterations(), state.usage())
+                    .await
+                    .map_err(Halt::Save)?;
+                pending_approvals = calls;
+                Next::Done(StopReason::ApprovalRequired)
             }
             Next::CallModel => {
                 let remaining = req.deadline.saturating_duration_since(Instant::now());
@@ -433,6 +455,11 @@ async fn drive<S: Saver>(
                                 Ordering::Relaxed,
                             );
                             let next = state.on_model_reply(reply);
+                            let next = state.gate(
+                                next,
+                                |name| rt.tools.needs_approval(name),
+                                saver.can_wait(),
+                            );
                             if !state.output().is_empty() {
                                 texts.push(state.output().to_string());
                             }

@@ -29,6 +29,9 @@ pub enum StopReason {
     TokenBudget,
     /// The invocation deadline passed.
     Deadline,
+    /// The model asked for a tool whose calls wait for a person's approval: the turn is kept
+    /// in the session until the calls are decided.
+    ApprovalRequired,
     /// Any other stop reason Bedrock reports, as it names it.
     #[serde(untagged)]
     Other(String),
@@ -63,6 +66,7 @@ impl StopReason {
             Self::MaxIterations => "max_iterations",
             Self::TokenBudget => "token_budget",
             Self::Deadline => "deadline",
+            Self::ApprovalRequired => "approval_required",
             Self::Other(s) => s,
         }
     }
@@ -90,6 +94,9 @@ pub enum Next {
     CallModel,
     /// Run these tool calls and report with [`Loop::on_tool_results`].
     RunTools(Vec<ToolUse>),
+    /// Stop until a person decides these calls (of the last reply, whose whole round waits,
+    /// see [`Loop::gate`]); the turn continues with [`Loop::decided`].
+    AwaitApproval(Vec<ToolUse>),
     /// Stop.
     Done(StopReason),
 }
@@ -102,7 +109,39 @@ pub struct Loop {
     iterations: u32,
     usage: Usage,
     pending: Vec<ToolUse>,
+    /// Results of pending calls that are not run (denied, or refused for want of a session):
+    /// they join the run calls' results.
+    settled: Vec<ToolResult>,
+    /// The first step of a turn continued after a decision: run the approved calls.
+    first: Option<Vec<ToolUse>>,
     last_text: String,
+}
+
+/// A person's decision on one call that waited for approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Run it.
+    Approve,
+    /// Do not run it; the model gets an error result with the reason.
+    Deny(Option<String>),
+}
+
+/// What the model is told for a call a person denied.
+pub fn denied_message(tool: &str, reason: Option<&str>) -> String {
+    match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("a person denied this call to tool {tool}; it was not run. Reason: {r}"),
+        None => format!(
+            "a person denied this call to tool {tool}; it was not run. No reason was given."
+        ),
+    }
+}
+
+/// What the model is told for a call that needs approval in an invocation without a session
+/// (nothing could keep the turn while a person decides).
+pub fn unapprovable_message(tool: &str) -> String {
+    format!(
+        "tool {tool} runs only after a person approves the call, which needs a session (the client sends a sessionId); it was not run"
+    )
 }
 
 impl Loop {
@@ -118,6 +157,8 @@ impl Loop {
             iterations: 0,
             usage: Usage::default(),
             pending: vec![],
+            settled: vec![],
+            first: None,
             last_text: String::new(),
         }
     }
@@ -137,13 +178,79 @@ impl Loop {
             iterations,
             usage,
             pending: vec![],
+            settled: vec![],
+            first: None,
             last_text: String::new(),
         }
     }
 
+    /// Continues a turn that waited for approval: `messages` ends with the model reply whose
+    /// calls were held, `decisions` has one per call that needed approval (by id; a call of
+    /// the round without one did not need it and runs). The first step runs the approved
+    /// calls; the denied ones get an error result each ([`denied_message`]).
+    pub fn decided(
+        messages: Vec<Message>,
+        limits: EffectiveLimits,
+        iterations: u32,
+        usage: Usage,
+        decisions: &[(String, Decision)],
+    ) -> Self {
+        let calls = messages
+            .last()
+            .filter(|m| m.role == Role::Assistant)
+            .map(Message::tool_uses)
+            .unwrap_or_default();
+        let mut approved = vec![];
+        let mut settled = vec![];
+        for c in &calls {
+            match decisions
+                .iter()
+                .find(|(id, _)| *id == c.tool_use_id)
+                .map(|(_, d)| d)
+            {
+                Some(Decision::Approve) | None => approved.push(c.clone()),
+                Some(Decision::Deny(reason)) => settled.push(ToolResult::error(
+                    &c.tool_use_id,
+                    denied_message(&c.name, reason.as_deref()),
+                )),
+            }
+        }
+        let mut state = Self::resumed(messages, limits, iterations, usage);
+        state.pending = calls;
+        state.settled = settled;
+        state.first = Some(approved);
+        state
+    }
+
     /// The first step.
-    pub fn start(&self) -> Next {
-        self.call_model_or_stop()
+    pub fn start(&mut self) -> Next {
+        match self.first.take() {
+            Some(approved) => Next::RunTools(approved),
+            None => self.call_model_or_stop(),
+        }
+    }
+
+    /// Holds a round for approval: when `next` runs calls of which any `needs` approval, the
+    /// whole round waits ([`Next::AwaitApproval`] with the calls that need it; the others run
+    /// with the approved ones) if the turn `can_wait` (a session keeps it); otherwise those calls are answered with an error result
+    /// ([`unapprovable_message`]) and the others run. Any other step passes through.
+    pub fn gate(&mut self, next: Next, needs: impl Fn(&str) -> bool, can_wait: bool) -> Next {
+        let Next::RunTools(calls) = next else {
+            return next;
+        };
+        if !calls.iter().any(|c| needs(&c.name)) {
+            return Next::RunTools(calls);
+        }
+        if can_wait {
+            return Next::AwaitApproval(calls.into_iter().filter(|c| needs(&c.name)).collect());
+        }
+        let (held, run): (Vec<ToolUse>, Vec<ToolUse>) =
+            calls.into_iter().partition(|c| needs(&c.name));
+        self.settled.extend(
+            held.iter()
+                .map(|c| ToolResult::error(&c.tool_use_id, unapprovable_message(&c.name))),
+        );
+        Next::RunTools(run)
     }
 
     /// The conversation to send to the model.
@@ -234,8 +341,9 @@ impl Loop {
     /// Takes the results of the pending tool calls (in any order) and decides the next step.
     /// Every pending call gets exactly one result: a missing one becomes an error result, and
     /// results for calls that were not pending are dropped, so no toolUse is ever unpaired.
-    pub fn on_tool_results(&mut self, results: Vec<ToolResult>) -> Next {
+    pub fn on_tool_results(&mut self, mut results: Vec<ToolResult>) -> Next {
         let pending = std::mem::take(&mut self.pending);
+        results.append(&mut self.settled);
         let mut seen = HashSet::new();
         let mut blocks = Vec::with_capacity(pending.len());
         for call in &pending {
@@ -263,6 +371,7 @@ impl Loop {
     /// Records that the deadline passed; the loop ends with [`StopReason::Deadline`].
     pub fn deadline(&mut self) -> Next {
         self.pending.clear();
+        self.settled.clear();
         Next::Done(StopReason::Deadline)
     }
 }

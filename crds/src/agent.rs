@@ -75,6 +75,9 @@ use crate::workload::{ImagePullPolicy, ServiceAccountSpec};
 }, {
     "rule": "!has(self.memory) || !has(self.env) || self.env.all(e, e.name != 'AGENTRY_MEMORY_URL')",
     "message": "spec.env sets AGENTRY_MEMORY_URL, which Agentry fills from spec.memory.url.secretKeyRef: remove that env entry (put the store's URL in the Secret spec.memory.url names)",
+}, {
+    "rule": "has(self.memory) || !has(self.tools) || self.tools.all(t, !has(t.approval) || t.approval != 'Required')",
+    "message": "a tool with approval: Required needs spec.memory: approvals need spec.memory, where the turn waiting for a decision is kept (set spec.memory, or remove approval)",
 }]))]
 pub struct AgentSpec {
     /// What the Agent does, in a sentence or a paragraph, for other agents and people (at most

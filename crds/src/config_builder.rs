@@ -194,6 +194,7 @@ fn tool_config(
         name: tool.name.clone(),
         description,
         kind,
+        approval_required: tool.approval == Some(crate::tool::Approval::Required),
     })
 }
 

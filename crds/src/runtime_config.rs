@@ -135,6 +135,9 @@ pub struct ToolConfig {
     pub description: String,
     /// What calling it does.
     pub kind: ToolKindConfig,
+    /// Its calls wait for a person's approval (`tools[].approval: Required`); needs `memory`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approval_required: bool,
 }
 
 /// The resolved kind of a tool.
@@ -381,6 +384,7 @@ mod tests {
             system_prompt: "You help.".into(),
             limits: EffectiveLimits::default(),
             tools: vec![ToolConfig {
+                approval_required: false,
                 name: "ask".into(),
                 description: "Ask travel.".into(),
                 kind: ToolKindConfig::Agent(AgentToolConfig {

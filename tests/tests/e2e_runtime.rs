@@ -43,6 +43,7 @@ async fn agent_a_asks_agent_b_which_calls_an_http_tool_all_as_processes() {
     let b_config = write_config(
         "b",
         vec![ToolConfig {
+            approval_required: false,
             name: "top_song".into(),
             description: "Top song on a station.".into(),
             kind: ToolKindConfig::Http(HttpToolConfig {
@@ -68,6 +69,7 @@ async fn agent_a_asks_agent_b_which_calls_an_http_tool_all_as_processes() {
     let a_config = write_config(
         "a",
         vec![ToolConfig {
+            approval_required: false,
             name: "ask_b".into(),
             description: "Ask agent B.".into(),
             kind: ToolKindConfig::Agent(AgentToolConfig {

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 fn a2a_tool(url: &str) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: "echo".into(),
         description: "Ask the echo agent.".into(),
         kind: ToolKindConfig::A2a(A2aToolConfig {

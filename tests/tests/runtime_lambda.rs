@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 fn lambda_tool(name: &str, function: &str, qualifier: Option<&str>, timeout: u32) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "Look up an order.".into(),
         kind: ToolKindConfig::Lambda(LambdaToolConfig {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 fn mcp_tool(name: &str, url: &str, allowed: &[&str], timeout_seconds: u32) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "The test MCP server.".into(),
         kind: ToolKindConfig::Mcp(McpToolConfig {

@@ -27,6 +27,7 @@ fn fixture(name: &str) -> String {
 
 fn openapi_tool(name: &str, url: String, document: OpenApiDocumentConfig) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "An HTTP API.".into(),
         kind: ToolKindConfig::OpenApi(OpenApiToolConfig {

@@ -34,6 +34,7 @@ fn signed_tool(
     region: Option<&str>,
 ) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "Look up an order.".into(),
         kind: ToolKindConfig::Http(HttpToolConfig {
@@ -388,6 +389,7 @@ async fn openapi_operations_sign_like_http_tools_and_agree_with_botocore() {
         }),
     };
     let tool = ToolConfig {
+        approval_required: false,
         name: "orders".into(),
         description: "The orders API.".into(),
         kind: ToolKindConfig::OpenApi(OpenApiToolConfig {

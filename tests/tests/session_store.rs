@@ -22,6 +22,7 @@ fn options(ttl: Duration, lease: Duration) -> Options {
         max_context_tokens: None,
         lease,
         pod: "pod-a".into(),
+        approval_timeout: Options::DEFAULT_APPROVAL_TIMEOUT,
     }
 }
 

@@ -31,6 +31,7 @@ fn write_config(name: &str, tools: Vec<ToolConfig>) -> PathBuf {
 
 fn http_tool(url: String) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: "top_song".into(),
         description: "Top song on a station.".into(),
         kind: ToolKindConfig::Http(HttpToolConfig {
@@ -105,6 +106,7 @@ async fn a_front_agent_a_back_agent_and_its_tool_are_one_trace_in_the_genai_conv
     let a_config = write_config(
         "a",
         vec![ToolConfig {
+            approval_required: false,
             name: "ask_b".into(),
             description: "Ask agent B.".into(),
             kind: ToolKindConfig::Agent(AgentToolConfig {

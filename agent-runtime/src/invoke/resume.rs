@@ -6,16 +6,18 @@
 //! ([`run`]): results already saved are not run again, calls without a saved result are
 //! answered to the model as interrupted ([`resume_messages`]), and the turn is committed as any
 //! other. A resume that fails without crashing drops the checkpoint, as any failed invocation.
+//! A turn that stopped for approval continues the same way ([`acquire_to_decide`]), its held
+//! round answered by the decisions instead of as interrupted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::session::{Held, Outcome, release};
+use super::session::{Continue, Held, Outcome, park, release};
 use super::{Event, Halt, Progress, Request, Runtime, Saver, Summary, compaction};
 use crate::bedrock::BedrockError;
 use crate::conversation::{Message, Usage};
-use crate::machine::{Loop, StopReason};
+use crate::machine::{Decision, Loop, StopReason};
 use crate::session::checkpoint::resume_messages;
 use crate::session::record::Checkpoint;
 use crate::session::{
@@ -91,6 +93,10 @@ impl<'s> Saver for Checkpointer<'s> {
                 .await
         }
     }
+
+    fn can_wait(&self) -> bool {
+        true
+    }
 }
 
 /// Runs `req` from `state` (the loop's messages from `base` on being the turn) on the session
@@ -120,10 +126,34 @@ pub async fn acquire(
     invocation_id: &str,
 ) -> Result<Held, SessionError> {
     match sessions.acquire_to_resume(&id, invocation_id).await {
-        Ok(loaded) => Ok(Held::resuming(sessions, id, loaded)),
+        Ok(loaded) => Ok(Held::continuing(sessions, id, loaded, Continue::Resume)),
         Err(SessionError::NothingToResume) => match sessions.read(&id).await? {
             None => Err(SessionError::NotFound),
             Some(_) => Err(SessionError::NothingToResume),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the lease of session `id` to continue its turn that waits for approval with
+/// `decisions` (checked by the caller against the pending calls): 409 `no_pending_approval`
+/// without one, 410 `approval_expired` when it expired (dropped then), 404 for no session.
+pub async fn acquire_to_decide(
+    sessions: &Sessions,
+    id: SessionId,
+    invocation_id: &str,
+    decisions: Vec<(String, Decision)>,
+) -> Result<Held, SessionError> {
+    match sessions.acquire_to_decide(&id, invocation_id).await {
+        Ok(loaded) => Ok(Held::continuing(
+            sessions,
+            id,
+            loaded,
+            Continue::Decide(decisions),
+        )),
+        Err(SessionError::NoPendingApproval) => match sessions.read(&id).await? {
+            None => Err(SessionError::NotFound),
+            Some(_) => Err(SessionError::NoPendingApproval),
         },
         Err(e) => Err(e),
     }
@@ -146,8 +176,25 @@ pub async fn run(
         Ok(None) => return (Err(SessionError::NothingToResume), None),
         Err(e) => return (Err(SessionError::Record(e)), None),
     };
-    let Some((turn, interrupted)) = resume_messages(loaded.checkpoint.clone()) else {
-        return (Err(SessionError::NothingToResume), None);
+    let decisions = match held.how() {
+        Some(Continue::Decide(d)) => Some(d.clone()),
+        _ => None,
+    };
+    let (turn, interrupted) = match &decisions {
+        // The checkpoint ends with the reply whose calls waited: the decisions answer them.
+        Some(_)
+            if loaded
+                .checkpoint
+                .last()
+                .is_some_and(|m| !m.tool_uses().is_empty()) =>
+        {
+            (loaded.checkpoint.clone(), vec![])
+        }
+        Some(_) => return (Err(SessionError::NoPendingApproval), None),
+        None => match resume_messages(loaded.checkpoint.clone()) {
+            Some(t) => t,
+            None => return (Err(SessionError::NothingToResume), None),
+        },
     };
     let compacted = header.summary.clone().map(|summary| Compacted {
         summarized: header.summarized,
@@ -172,7 +219,16 @@ pub async fn run(
     );
     let base = history.len();
     let messages: Vec<Message> = history.into_iter().chain(turn).collect();
-    let state = Loop::resumed(messages, rt.config.limits, header.model_calls, header.usage);
+    let state = match &decisions {
+        Some(d) => Loop::decided(
+            messages,
+            rt.config.limits,
+            header.model_calls,
+            header.usage,
+            d,
+        ),
+        None => Loop::resumed(messages, rt.config.limits, header.model_calls, header.usage),
+    };
     let sessions = held.sessions().clone();
     let lease = loaded.lease.clone();
     let mut saver = Checkpointer::new(
@@ -205,6 +261,9 @@ pub async fn run(
     let (mut summary, messages) = ended;
     // The answer counts the whole turn, as its usage does (the loop carried the saved count).
     summary.iterations = summary.iterations.saturating_add(header.model_calls);
+    if summary.stop_reason == StopReason::ApprovalRequired {
+        return (park(&sessions, &loaded, summary).await, None);
+    }
     let new = messages.get(base..).unwrap_or_default();
     if summary.stop_reason == StopReason::Deadline || trim::settled(new) == 0 {
         release(&sessions, &loaded).await;

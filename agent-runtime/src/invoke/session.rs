@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{Event, Progress, Request, Runtime, Summary, compaction};
 use crate::bedrock::BedrockError;
 use crate::conversation::Message;
-use crate::machine::StopReason;
+use crate::machine::{Decision, StopReason};
 use crate::session::{Commit, Loaded, SessionError, SessionId, Sessions, compact, trim};
 
 /// How a session invocation ended: the store failed (`Err`), or the loop ran and ended as
@@ -24,8 +24,17 @@ pub struct Held {
     sessions: Sessions,
     id: SessionId,
     loaded: Option<Loaded>,
-    /// Acquired to continue an interrupted invocation ([`super::resume`]).
-    resuming: bool,
+    /// Acquired to continue a checkpointed turn ([`super::resume`]), and how.
+    continuing: Option<Continue>,
+}
+
+/// How a checkpointed turn continues.
+#[derive(Clone, Debug)]
+pub enum Continue {
+    /// After a crash: calls without a saved result are answered as interrupted.
+    Resume,
+    /// After a person's decisions on the calls it waited for (by toolUse id).
+    Decide(Vec<(String, Decision)>),
 }
 
 /// Takes the lease of session `id` and loads it.
@@ -39,7 +48,7 @@ pub async fn acquire(
         sessions: sessions.clone(),
         id,
         loaded: Some(loaded),
-        resuming: false,
+        continuing: None,
     })
 }
 
@@ -76,15 +85,46 @@ pub(super) async fn release(sessions: &Sessions, loaded: &Loaded) {
     }
 }
 
+/// Keeps the turn of `loaded`, stopped for approval of `summary`'s pending calls, until they
+/// are decided or expire, and gives the lease back; a failed store write releases the lease
+/// (dropping the turn) and fails the invocation.
+pub(super) async fn park(sessions: &Sessions, loaded: &Loaded, summary: Summary) -> Outcome {
+    let now = crate::session::now_ms();
+    let timeout =
+        u64::try_from(sessions.options().approval_timeout.as_millis()).unwrap_or(u64::MAX);
+    let pending = crate::session::record::Pending {
+        invocation_id: loaded.lease.invocation_id.clone(),
+        requested_at_ms: now,
+        expires_at_ms: now.saturating_add(timeout),
+        calls: summary.pending_approvals.clone(),
+    };
+    match sessions.park(&loaded.lease, &pending).await {
+        Ok(()) => Ok(Ok(summary)),
+        Err(e) => {
+            release(sessions, loaded).await;
+            Err(e)
+        }
+    }
+}
+
 impl Held {
-    /// A session acquired to resume its checkpoint.
-    pub(super) fn resuming(sessions: &Sessions, id: SessionId, loaded: Loaded) -> Self {
+    /// A session acquired to continue its checkpoint as `how`.
+    pub(super) fn continuing(
+        sessions: &Sessions,
+        id: SessionId,
+        loaded: Loaded,
+        how: Continue,
+    ) -> Self {
         Self {
             sessions: sessions.clone(),
             id,
             loaded: Some(loaded),
-            resuming: true,
+            continuing: Some(how),
         }
+    }
+
+    pub(super) fn how(&self) -> Option<&Continue> {
+        self.continuing.as_ref()
     }
 
     pub(super) fn sessions(&self) -> &Sessions {
@@ -120,7 +160,7 @@ impl Held {
         events: Option<UnboundedSender<Event>>,
         progress: &Progress,
     ) -> (Outcome, Option<compaction::Report>) {
-        if self.resuming {
+        if self.continuing.is_some() {
             return super::resume::run(self, rt, req, events, progress).await;
         }
         let Some((lease, state, stored)) = self
@@ -218,6 +258,9 @@ impl Held {
         if let Some(a) = attempt {
             // The summary call is one of the invocation's model calls.
             summary.usage.add(a.usage);
+        }
+        if summary.stop_reason == StopReason::ApprovalRequired {
+            return (park(&self.sessions, loaded, summary).await, false);
         }
         let new = messages.get(history..).unwrap_or_default();
         if summary.stop_reason == StopReason::Deadline || trim::settled(new) == 0 {

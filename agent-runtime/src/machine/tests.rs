@@ -244,15 +244,121 @@ fn a_resumed_turn_counts_the_model_calls_and_tokens_made_before_the_crash() {
         output_tokens: 5,
         ..Usage::default()
     };
-    let fresh = Loop::resumed(saved.clone(), limits(), 3, used);
+    let mut fresh = Loop::resumed(saved.clone(), limits(), 3, used);
     assert_eq!(fresh.start(), Next::CallModel);
     assert_eq!((fresh.iterations(), fresh.usage()), (3, used));
-    let spent = Loop::resumed(saved.clone(), limits(), 4, used);
+    let mut spent = Loop::resumed(saved.clone(), limits(), 4, used);
     assert_eq!(spent.start(), Next::Done(StopReason::MaxIterations));
     let over = Usage {
         input_tokens: 1000,
         ..Usage::default()
     };
-    let broke = Loop::resumed(saved, limits(), 1, over);
+    let mut broke = Loop::resumed(saved, limits(), 1, over);
     assert_eq!(broke.start(), Next::Done(StopReason::TokenBudget));
+}
+
+fn calls_of(named: &[(&str, &str)]) -> ModelReply {
+    ModelReply {
+        content: named
+            .iter()
+            .map(|(id, name)| {
+                Block::ToolUse(ToolUse {
+                    tool_use_id: (*id).into(),
+                    name: (*name).into(),
+                    input: json!({}),
+                })
+            })
+            .collect(),
+        ..tool_call(&[])
+    }
+}
+
+#[test]
+fn a_round_with_a_call_that_needs_approval_waits_whole_for_the_calls_that_need_it() {
+    let needs = |n: &str| n == "book";
+    let mut l = Loop::new(vec![], Some("Book it."), limits());
+    let next = l.on_model_reply(calls_of(&[("t1", "top_song"), ("t2", "book")]));
+    let Next::AwaitApproval(held) = l.gate(next, needs, true) else {
+        panic!("the round ran");
+    };
+    assert_eq!(
+        held.iter()
+            .map(|c| c.tool_use_id.as_str())
+            .collect::<Vec<_>>(),
+        ["t2"]
+    );
+    // A round without such a call runs as before.
+    let mut l = Loop::new(vec![], Some("Song?"), limits());
+    let next = l.on_model_reply(calls_of(&[("t1", "top_song")]));
+    assert!(matches!(l.gate(next, needs, true), Next::RunTools(c) if c.len() == 1));
+}
+
+#[test]
+fn without_a_session_a_call_that_needs_approval_is_answered_as_not_run_and_the_rest_run() {
+    let mut l = Loop::new(vec![], Some("Book it."), limits());
+    let next = l.on_model_reply(calls_of(&[("t1", "book"), ("t2", "top_song")]));
+    let Next::RunTools(run) = l.gate(next, |n| n == "book", false) else {
+        panic!("not run");
+    };
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0].tool_use_id, "t2");
+    assert_eq!(l.on_tool_results(vec![ok("t2")]), Next::CallModel);
+    let last = l.messages().last().unwrap();
+    assert_eq!(
+        last.content,
+        [
+            Block::ToolResult(ToolResult::error("t1", unapprovable_message("book"))),
+            Block::ToolResult(ok("t2")),
+        ]
+    );
+}
+
+#[test]
+fn a_decided_round_runs_the_approved_and_undecided_calls_and_answers_the_denied_with_the_reason() {
+    let mut waiting = Loop::new(vec![], Some("Book it."), limits());
+    waiting.on_model_reply(calls_of(&[
+        ("t1", "top_song"),
+        ("t2", "book"),
+        ("t3", "pay"),
+    ]));
+    let messages = waiting.into_messages();
+    let decisions = [
+        ("t2".to_string(), Decision::Approve),
+        ("t3".to_string(), Decision::Deny(Some("too much".into()))),
+    ];
+    let used = Usage {
+        input_tokens: 20,
+        output_tokens: 10,
+        ..Usage::default()
+    };
+    let mut l = Loop::decided(messages, limits(), 1, used, &decisions);
+    let Next::RunTools(run) = l.start() else {
+        panic!("nothing to run");
+    };
+    assert_eq!(
+        run.iter()
+            .map(|c| c.tool_use_id.as_str())
+            .collect::<Vec<_>>(),
+        ["t1", "t2"]
+    );
+    assert_eq!(l.iterations(), 1);
+    assert_eq!(l.on_tool_results(vec![ok("t2"), ok("t1")]), Next::CallModel);
+    let last = l.messages().last().unwrap();
+    assert_eq!(
+        last.content,
+        [
+            Block::ToolResult(ok("t1")),
+            Block::ToolResult(ok("t2")),
+            Block::ToolResult(ToolResult::error(
+                "t3",
+                denied_message("pay", Some("too much"))
+            )),
+        ]
+    );
+    assert_eq!(
+        denied_message("pay", Some("  ")),
+        "a person denied this call to tool pay; it was not run. No reason was given."
+    );
+    assert_eq!(StopReason::ApprovalRequired.as_str(), "approval_required");
+    assert!(!StopReason::ApprovalRequired.answered());
 }

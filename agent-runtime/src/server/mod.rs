@@ -7,8 +7,8 @@
 //! - [`body`]: reading and checking a request body (pure parts first, for tests and fuzzing);
 //! - [`invocation`]: one admitted or refused invocation, its metrics and its access log line;
 //! - [`invoke`]: the `/v1/invoke` endpoint (with `sessionId`, on a session);
-//! - [`sessions`]: `GET`/`DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/resume` and the
-//!   HTTP answers of session errors;
+//! - [`sessions`]: `GET`/`DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/resume` and
+//!   `/approvals`, and the HTTP answers of session errors;
 //! - [`openai`]: OpenAI chat completions (`/v1/chat/completions`, `/v1/models`);
 //! - [`mcp`]: the Agent as one MCP tool (`/mcp`, Streamable HTTP);
 //! - [`page`]: the chat page (`GET /`), a browser client of `/v1/invoke`;
@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
             get(sessions::get).delete(sessions::delete),
         )
         .route("/v1/sessions/{id}/resume", post(sessions::resume))
+        .route("/v1/sessions/{id}/approvals", post(sessions::approvals))
         .merge(openai::routes())
         .merge(mcp::routes(&state))
         .merge(a2a::routes(&state))

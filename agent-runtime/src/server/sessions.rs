@@ -1,5 +1,6 @@
-//! `GET` and `DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/resume`, and the one mapping
-//! of session errors to HTTP answers, shared with `/v1/invoke`.
+//! `GET` and `DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/resume`, `POST
+//! /v1/sessions/{id}/approvals`, and the one mapping of session errors to HTTP answers, shared
+//! with `/v1/invoke`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -8,13 +9,15 @@ use serde_json::json;
 
 use super::invocation::{Invocation, Protocol};
 use super::{AppState, body, error, retry_later};
-use crate::invoke::{self, Request, resume};
+use crate::invoke::{self, Request, approval, resume};
+use crate::machine::Decision;
 use crate::session::{SessionError, SessionId, Sessions};
 use crate::tools::{CALL_DEPTH_HEADER, DEADLINE_HEADER};
 
 /// The HTTP status of a session error and its `Retry-After` seconds, if any: 409
 /// `session_busy` (until the holder's lease runs out), 503 `session_store_unavailable` (1 s),
-/// 503 `session_lock_lost`, 404 `session_not_found`, 409 `nothing_to_resume`. Every protocol
+/// 503 `session_lock_lost`, 404 `session_not_found`, 409 `nothing_to_resume`, 409
+/// `approval_pending`, 409 `no_pending_approval`, 410 `approval_expired`. Every protocol
 /// answers with these.
 pub fn status(e: &SessionError) -> (StatusCode, Option<u32>) {
     match e {
@@ -26,7 +29,10 @@ pub fn status(e: &SessionError) -> (StatusCode, Option<u32>) {
             )
         }
         SessionError::NotFound => (StatusCode::NOT_FOUND, None),
-        SessionError::NothingToResume => (StatusCode::CONFLICT, None),
+        SessionError::NothingToResume
+        | SessionError::ApprovalPending { .. }
+        | SessionError::NoPendingApproval => (StatusCode::CONFLICT, None),
+        SessionError::ApprovalExpired => (StatusCode::GONE, None),
         SessionError::LockLost | SessionError::Conflict => (StatusCode::SERVICE_UNAVAILABLE, None),
         _ => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
     }
@@ -75,7 +81,17 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
         Err(r) => return r,
     };
     match sessions.read(&id).await {
-        Ok(Some(snap)) => {
+        Ok(Some(mut snap)) => {
+            // An expired approval's turn is gone, though the store drops it only at the next
+            // acquire.
+            let pending = snap.state.pending().ok().flatten();
+            let pending = match pending {
+                Some(p) if p.expires_at_ms <= crate::session::now_ms() => {
+                    snap.state.checkpoint = None;
+                    None
+                }
+                p => p,
+            };
             let meta = &snap.state.meta;
             let expires_at = snap
                 .expires_in
@@ -97,6 +113,13 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
                     "modelCalls": c.model_calls,
                     "startedAt": rfc3339(c.started_at_ms),
                     "updatedAt": rfc3339(c.updated_at_ms),
+                })),
+                // A turn waiting for approval of its calls.
+                "pendingApproval": pending.map(|p| json!({
+                    "invocationId": p.invocation_id,
+                    "requestedAt": rfc3339(p.requested_at_ms),
+                    "expiresAt": rfc3339(p.expires_at_ms),
+                    "calls": p.calls,
                 })),
             }))
             .into_response()
@@ -137,7 +160,7 @@ pub async fn resume(
         Protocol::Invoke,
     );
     let request_id = inv.request_id_header();
-    let mut response = resumed(&s, inv, &headers, &id).await;
+    let mut response = resumed(&s, inv, &headers, &id, None).await;
     if let Some(v) = request_id {
         response
             .headers_mut()
@@ -146,7 +169,83 @@ pub async fn resume(
     response
 }
 
-async fn resumed(s: &AppState, mut inv: Invocation, headers: &HeaderMap, id: &str) -> Response {
+/// `POST /v1/sessions/{id}/approvals` with `{"decisions": [{"toolUseId", "decision":
+/// "approve" | "deny", "reason"?}]}`: continues the turn of session `id` that stopped with
+/// `approval_required`, once every pending call is decided (400 `invalid_decisions` naming
+/// the unknown, repeated or missing ids): approved calls run, denied ones reach the model as
+/// error results with the reason, and the loop goes on. 409 `no_pending_approval`, 410
+/// `approval_expired` (the turn is dropped), 404, 409 `session_busy`. The answer is that of
+/// `/v1/invoke` on the session, JSON or Server-Sent Events.
+pub async fn approvals(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let inv = Invocation::arrive(
+        &s,
+        &headers,
+        "POST",
+        "/v1/sessions/{id}/approvals",
+        Protocol::Invoke,
+    );
+    let request_id = inv.request_id_header();
+    let mut response = resumed(&s, inv, &headers, &id, Some(&body)).await;
+    if let Some(v) = request_id {
+        response
+            .headers_mut()
+            .insert(super::invocation::REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// The decisions of `body` for the turn of session `id` that waits, checked against its
+/// pending calls (read without the lease). An expired approval passes: taking the lease
+/// answers it (and drops the turn).
+async fn decisions(
+    sessions: &Sessions,
+    id: &SessionId,
+    body: &[u8],
+) -> Result<Vec<(String, Decision)>, (Response, &'static str)> {
+    let parsed: approval::Body = serde_json::from_slice(body).map_err(|e| {
+        (
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the body must be {{\"decisions\": [{{\"toolUseId\": ..., \"decision\": \"approve\" or \"deny\", \"reason\": ...}}]}}: {e}"),
+            ),
+            "invalid_request",
+        )
+    })?;
+    let fail = |e: SessionError| (session_error(&e), e.code());
+    let snap = sessions
+        .read(id)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| fail(SessionError::NotFound))?;
+    let pending = snap
+        .state
+        .pending()
+        .map_err(|e| fail(SessionError::Record(e)))?
+        .ok_or_else(|| fail(SessionError::NoPendingApproval))?;
+    if crate::session::now_ms() >= pending.expires_at_ms {
+        return Ok(vec![]);
+    }
+    approval::check(&pending.calls, &parsed.decisions).map_err(|m| {
+        (
+            error(StatusCode::BAD_REQUEST, "invalid_decisions", m),
+            "invalid_decisions",
+        )
+    })
+}
+
+async fn resumed(
+    s: &AppState,
+    mut inv: Invocation,
+    headers: &HeaderMap,
+    id: &str,
+    decide: Option<&[u8]>,
+) -> Response {
     let mut refuse = |r: Response, code: &str| {
         inv.finish(r.status().as_u16(), code);
         r
@@ -179,6 +278,13 @@ async fn resumed(s: &AppState, mut inv: Invocation, headers: &HeaderMap, id: &st
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
+    let decided = match decide {
+        Some(body) => match decisions(&sessions, &id, body).await {
+            Ok(d) => Some(d),
+            Err((r, code)) => return refuse(r, code),
+        },
+        None => None,
+    };
     if !inv.admit() {
         inv.finish(429, "over_capacity");
         return retry_later(
@@ -191,7 +297,11 @@ async fn resumed(s: &AppState, mut inv: Invocation, headers: &HeaderMap, id: &st
             1,
         );
     }
-    let held = match resume::acquire(&sessions, id, &inv.request_id).await {
+    let acquired = match decided {
+        Some(d) => resume::acquire_to_decide(&sessions, id, &inv.request_id, d).await,
+        None => resume::acquire(&sessions, id, &inv.request_id).await,
+    };
+    let held = match acquired {
         Ok(h) => h,
         Err(e) => {
             inv.finish(status(&e).0.as_u16(), e.code());

@@ -2,7 +2,9 @@
 //! tools (before the tools run) and after each round of tool results, beside the committed
 //! history (the checkpoint list and the state hash's `checkpoint` header). The commit drops
 //! it atomically with the turn; a release (an invocation that failed without crashing) drops
-//! it too. Only a crash leaves one behind, for `POST /v1/sessions/{id}/resume` on any replica
+//! it too. A turn that stops for approval keeps it ([`Sessions::park`]) until the decisions
+//! continue it ([`Sessions::acquire_to_decide`]) or it expires. Otherwise only a crash leaves
+//! one behind, for `POST /v1/sessions/{id}/resume` on any replica
 //! ([`Sessions::acquire_to_resume`], then [`resume_messages`]).
 
 use crate::conversation::{Block, Message, Role, ToolResult};

@@ -78,6 +78,20 @@ pub enum SessionError {
         "this session has no interrupted invocation to resume: its last invocation finished or saved nothing; send a new invocation"
     )]
     NothingToResume,
+    /// The session's last turn waits for a person's decision on its tool calls.
+    #[error("this session's last turn waits for approval of its tool calls (for {} more s): send the decisions to POST /v1/sessions/{{id}}/approvals first", .expires_in.as_secs())]
+    ApprovalPending {
+        /// Until it expires.
+        expires_in: Duration,
+    },
+    /// The turn that waited for approval expired; it was dropped.
+    #[error(
+        "the approval this session waited for expired: the turn that asked for it was dropped, its calls never ran; send a new invocation"
+    )]
+    ApprovalExpired,
+    /// Decisions were sent for a session whose turn waits for none.
+    #[error("this session has no turn waiting for approval")]
+    NoPendingApproval,
 }
 
 impl SessionError {
@@ -93,6 +107,9 @@ impl SessionError {
             Self::LockLost | Self::Conflict => "session_lock_lost",
             Self::NotFound => "session_not_found",
             Self::NothingToResume => "nothing_to_resume",
+            Self::ApprovalPending { .. } => "approval_pending",
+            Self::ApprovalExpired => "approval_expired",
+            Self::NoPendingApproval => "no_pending_approval",
         }
     }
 
@@ -107,6 +124,9 @@ impl SessionError {
             Self::Conflict => "conflict",
             Self::NotFound => "not_found",
             Self::NothingToResume => "nothing_to_resume",
+            Self::ApprovalPending { .. } => "approval_pending",
+            Self::ApprovalExpired => "approval_expired",
+            Self::NoPendingApproval => "no_pending_approval",
         }
     }
 }
@@ -165,6 +185,8 @@ pub struct Options {
     pub lease: Duration,
     /// The name of this replica, shown to a client refused as busy.
     pub pod: String,
+    /// How long a turn waits for approval of its calls before it is dropped.
+    pub approval_timeout: Duration,
 }
 
 /// The sessions of one Agent in one store.
@@ -223,8 +245,17 @@ impl Sessions {
             max_context_tokens: memory.max_context_tokens.map(u64::from),
             lease,
             pod,
+            approval_timeout: Options::DEFAULT_APPROVAL_TIMEOUT,
         };
         Ok(Self::new(store, &agent.namespace, &agent.name, options))
+    }
+}
+
+impl Sessions {
+    /// The same sessions, their turns waiting at most `timeout` for approval.
+    pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
+        self.options.approval_timeout = timeout;
+        self
     }
 }
 

@@ -163,7 +163,41 @@ impl Sessions {
         id: &SessionId,
         invocation_id: &str,
     ) -> Result<Loaded, SessionError> {
-        self.acquire_as(id, invocation_id, false).await
+        self.acquire_as(id, invocation_id, "").await
+    }
+
+    /// Takes the lease of session `id` to continue its turn that waits for approval, with the
+    /// decisions the caller sent ([`SessionError::NoPendingApproval`] when there is none,
+    /// [`SessionError::ApprovalExpired`] when it expired, dropped then).
+    pub async fn acquire_to_decide(
+        &self,
+        id: &SessionId,
+        invocation_id: &str,
+    ) -> Result<Loaded, SessionError> {
+        self.acquire_as(id, invocation_id, "decide").await
+    }
+
+    /// Keeps the checkpoint of the turn holding `lease` for approval (`pending` names its
+    /// waiting calls and expiry) and gives the lease back, in one round trip.
+    pub async fn park(&self, lease: &Lease, pending: &record::Pending) -> Result<(), SessionError> {
+        let json = serde_json::to_string(pending).unwrap_or_default();
+        self.store
+            .observed("park", async {
+                let mut inv = scripts::PARK.prepare_invoke();
+                lease
+                    .keys
+                    .add_to(&mut inv)
+                    .arg(&lease.value)
+                    .arg(&json)
+                    .arg(pending.expires_at_ms)
+                    .arg(ms(self.options.ttl));
+                match store::text(&self.store.run(&inv).await?).as_deref() {
+                    Some("ok") => Ok(()),
+                    Some("lock_lost") => Err(SessionError::LockLost),
+                    _ => Err(SessionError::Reply("park")),
+                }
+            })
+            .await
     }
 
     /// Takes the lease of session `id` to continue the checkpoint of an invocation that was
@@ -174,15 +208,16 @@ impl Sessions {
         id: &SessionId,
         invocation_id: &str,
     ) -> Result<Loaded, SessionError> {
-        self.acquire_as(id, invocation_id, true).await
+        self.acquire_as(id, invocation_id, "resume").await
     }
 
     async fn acquire_as(
         &self,
         id: &SessionId,
         invocation_id: &str,
-        resume: bool,
+        mode: &str,
     ) -> Result<Loaded, SessionError> {
+        let now = now_ms();
         let keys = self.keys(id);
         let value = format!("{} {} {invocation_id}", token(), self.options.pod);
         let acquired = self
@@ -194,13 +229,25 @@ impl Sessions {
                     .arg(&value)
                     .arg(ms(self.options.lease))
                     .arg(abandoned.unwrap_or_default())
-                    .arg(if resume { "resume" } else { "" });
+                    .arg(mode)
+                    .arg(now);
                 let reply = self.store.run(&inv).await?;
                 match reply {
+                    Value::Array(v) if v.len() == 1 => match store::text(&v[0]).as_deref() {
+                        Some("nothing") => Err(SessionError::NothingToResume),
+                        Some("expired") => Err(SessionError::ApprovalExpired),
+                        Some("no_pending") => Err(SessionError::NoPendingApproval),
+                        _ => Err(SessionError::Reply("acquire")),
+                    },
                     Value::Array(v)
-                        if v.len() == 1 && store::text(&v[0]).as_deref() == Some("nothing") =>
+                        if v.len() == 2 && store::text(&v[0]).as_deref() == Some("pending") =>
                     {
-                        Err(SessionError::NothingToResume)
+                        let at = store::text(&v[1]).and_then(|t| t.parse::<u64>().ok());
+                        Err(SessionError::ApprovalPending {
+                            expires_in: Duration::from_millis(
+                                at.unwrap_or(now).saturating_sub(now).max(1),
+                            ),
+                        })
                     }
                     Value::Array(v)
                         if v.len() == 3 && store::text(&v[0]).as_deref() == Some("busy") =>
@@ -363,6 +410,8 @@ impl Sessions {
 impl Options {
     /// Defaults for a lease: 15 s.
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+    /// Defaults for an approval's wait: an hour.
+    pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(3600);
 }
 
 #[cfg(test)]

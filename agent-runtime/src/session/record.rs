@@ -30,6 +30,9 @@ pub enum RecordError {
     /// The `checkpoint` field is not the expected JSON.
     #[error("the stored checkpoint header is not valid")]
     Checkpoint(#[source] serde_json::Error),
+    /// The `pending` field is not the expected JSON.
+    #[error("the stored pending approval is not valid")]
+    Pending(#[source] serde_json::Error),
     /// Written by a newer runtime.
     #[error("the session was written in store format {0}; this runtime reads format {SCHEMA}")]
     Schema(String),
@@ -82,6 +85,22 @@ pub struct Checkpoint {
     pub summary: Option<String>,
 }
 
+/// The `pending` field: a turn stopped for approval, whose model reply (the checkpoint's last
+/// message) holds `calls`; its checkpoint stays until the calls are decided or it expires
+/// (`pendingExpiresAt`, the same instant, is what the scripts compare).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    /// The invocation that stopped.
+    pub invocation_id: String,
+    /// When it stopped, Unix milliseconds.
+    pub requested_at_ms: u64,
+    /// When the approval expires, Unix milliseconds.
+    pub expires_at_ms: u64,
+    /// The calls waiting for a decision.
+    pub calls: Vec<crate::conversation::ToolUse>,
+}
+
 fn is_zero_usize(n: &usize) -> bool {
     *n == 0
 }
@@ -95,7 +114,7 @@ pub struct State {
     pub meta: Meta,
     /// A compaction summary of dropped history, when there is one.
     pub summary: Option<String>,
-    /// A turn waiting for approval (JSON), when there is one.
+    /// A turn waiting for approval (JSON, [`Pending`]), when there is one.
     pub pending: Option<String>,
     /// The header of an interrupted invocation's checkpoint (JSON), when there is one.
     pub checkpoint: Option<String>,
@@ -125,6 +144,14 @@ impl State {
 }
 
 impl State {
+    /// The turn waiting for approval, when there is one.
+    pub fn pending(&self) -> Result<Option<Pending>, RecordError> {
+        self.pending
+            .as_deref()
+            .map(|c| serde_json::from_str(c).map_err(RecordError::Pending))
+            .transpose()
+    }
+
     /// The checkpoint header, when an invocation left one.
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, RecordError> {
         self.checkpoint

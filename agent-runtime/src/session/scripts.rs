@@ -25,6 +25,8 @@ pub static COMMIT: LazyLock<Script> =
 /// Appends to the running invocation's checkpoint, checking token, version and length first.
 pub static CHECKPOINT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
+/// Keeps a turn's checkpoint for approval and gives the lease back.
+pub static PARK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/park.lua")));
 /// Reads a session without its lease.
 pub static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/read.lua")));
 /// Deletes a session no invocation holds.

@@ -28,6 +28,8 @@ pub struct Entry {
     pub origin: String,
     /// A name the author wrote (http and agent tools): reserved before derived names.
     pub plain: bool,
+    /// The configured tool it comes from (its index), set by [`Catalog::set`].
+    pub source: usize,
 }
 
 /// The current offer and the routes of its names.
@@ -72,7 +74,8 @@ impl Catalog {
     }
 
     /// Replaces the entries of `source`; the offer's version changes only if the offer does.
-    pub fn set(&self, source: usize, entries: Vec<Entry>) {
+    pub fn set(&self, source: usize, mut entries: Vec<Entry>) {
+        entries.iter_mut().for_each(|e| e.source = source);
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = sources.get_mut(source) {
             *slot = entries;
@@ -172,6 +175,7 @@ mod tests {
 
     fn entry(name: &str, target: &str, origin: &str) -> Entry {
         Entry {
+            source: 0,
             spec: ToolSpec {
                 name: name.into(),
                 description: "d".into(),

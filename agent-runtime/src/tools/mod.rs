@@ -131,11 +131,18 @@ pub enum ToolsError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client for tools")]
     Client(#[source] reqwest::Error),
+    /// A tool's calls need approval but the Agent keeps no sessions.
+    #[error(
+        "tool {0} has approval required, but approvals need memory (spec.memory), where the turn waiting for a decision is kept"
+    )]
+    ApprovalWithoutMemory(String),
 }
 
 /// The Agent's tools.
 pub struct Toolbox {
     catalog: Arc<Catalog>,
+    /// Whether each configured tool's calls wait for approval, by index.
+    approval: Vec<bool>,
     kinds: Vec<Arc<dyn ToolKind>>,
     mcp_metrics: McpMetrics,
     /// Background work of the tools (MCP connections); stopped when the toolbox goes.
@@ -207,6 +214,11 @@ impl Toolbox {
         env: impl Fn(&str) -> Option<String>,
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, ToolsError> {
+        if let Some(t) = config.tools.iter().find(|t| t.approval_required)
+            && config.memory.is_none()
+        {
+            return Err(ToolsError::ApprovalWithoutMemory(t.name.clone()));
+        }
         let client = reqwest::Client::builder()
             .build()
             .map_err(ToolsError::Client)?;
@@ -263,6 +275,7 @@ impl Toolbox {
         }
         Ok(Self {
             catalog,
+            approval: config.tools.iter().map(|t| t.approval_required).collect(),
             kinds,
             mcp_metrics,
             tasks,
@@ -297,6 +310,17 @@ impl Toolbox {
             }
         }
         body
+    }
+
+    /// Whether a call to the tool Claude calls `name` waits for a person's approval (the
+    /// configured tool it comes from has `approval: Required`; every tool an MCP server or
+    /// an OpenAPI document offers through it, then). A name not offered: no (it fails).
+    pub fn needs_approval(&self, name: &str) -> bool {
+        self.catalog
+            .current()
+            .routes
+            .get(name)
+            .is_some_and(|e| self.approval.get(e.source).copied().unwrap_or(false))
     }
 
     /// The kind of the tool Claude calls `name` (`unknown` for a name not offered).

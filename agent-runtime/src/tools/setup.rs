@@ -101,6 +101,7 @@ impl Setup<'_> {
         self.catalog.set(
             self.index,
             vec![Entry {
+                source: 0,
                 spec: ToolSpec {
                     name: self.name.to_string(),
                     description: self.description.to_string(),

@@ -263,3 +263,25 @@ fn memory_names_the_url_variable_never_the_secret_and_applies_its_defaults() {
     );
     assert!(!c.to_json().contains("weather-store"), "{}", c.to_json());
 }
+
+#[test]
+fn a_tool_with_approval_required_is_marked_in_the_config_and_the_others_are_not() {
+    let yaml = WEATHER.replace(
+        "      agent: {name: travel}",
+        "      agent: {name: travel}\n      approval: Required",
+    );
+    let mut s = spec(&yaml);
+    assert_eq!(s.tools[1].approval, Some(crate::tool::Approval::Required));
+    s.tools[0].approval = Some(crate::tool::Approval::None);
+    let c = runtime_config("weather", "demo", &s, "prompt", &OpenApiOperations::new());
+    let marked: Vec<(&str, bool)> = c
+        .tools
+        .iter()
+        .map(|t| (t.name.as_str(), t.approval_required))
+        .collect();
+    assert_eq!(marked, [("get_weather", false), ("ask_travel_agent", true)]);
+    // Only a marked tool says so in the configuration the runtime reads.
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(json.matches("\"approvalRequired\":true").count(), 1);
+    assert!(!json.contains("\"approvalRequired\":false"));
+}

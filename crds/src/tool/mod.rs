@@ -63,6 +63,25 @@ pub struct Tool {
     /// input as a message and answering with its final text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub a2a: Option<A2aTool>,
+
+    /// Whether a person approves each call first (`Required`, needs `spec.memory`) or not
+    /// (`None`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// Whether a tool's calls wait for a person's approval. `Required`: when Claude asks for the
+/// tool, the invocation stops with `stopReason: approval_required` and the pending calls, and
+/// the turn waits in the session; the client approves or denies each call (`POST
+/// /v1/sessions/{id}/approvals`), and a denied call reaches Claude as an error result with the
+/// reason. Needs `spec.memory`. Default `None`: calls run as Claude makes them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum Approval {
+    /// Each call waits for an approve or deny decision.
+    Required,
+    /// Calls run as Claude makes them.
+    #[default]
+    None,
 }
 
 /// A typed view of the one kind a tool sets.

@@ -88,6 +88,7 @@ fn config(tools: Vec<ToolConfig>) -> RuntimeConfig {
 
 fn mcp(name: &str, url: String) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "The benchmark MCP server.".into(),
         kind: ToolKindConfig::Mcp(McpToolConfig {
@@ -139,6 +140,7 @@ async fn cpu_per_call(n: usize) {
     let fake = FakeBedrock::start().await.expect("bedrock imitation");
     fake.fallback(model);
     let http = ToolConfig {
+        approval_required: false,
         name: "top_song".into(),
         description: "Top song.".into(),
         kind: ToolKindConfig::Http(HttpToolConfig {

@@ -90,6 +90,7 @@ fn config(tools_url: &str, kind: Kind, in_flight: usize) -> RuntimeConfig {
             ..EffectiveLimits::default()
         },
         tools: vec![ToolConfig {
+            approval_required: false,
             name: kind.configured_name().into(),
             description: "Top song.".into(),
             kind: kind.config(tools_url),

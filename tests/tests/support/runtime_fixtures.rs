@@ -39,6 +39,7 @@ pub fn config(tools: Vec<ToolConfig>, limits: EffectiveLimits) -> RuntimeConfig 
 
 pub fn http_tool(name: &str, url: String, timeout_seconds: u32) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "Get the most popular song played on a radio station.".into(),
         kind: ToolKindConfig::Http(HttpToolConfig {
@@ -58,6 +59,7 @@ pub fn http_tool(name: &str, url: String, timeout_seconds: u32) -> ToolConfig {
 
 pub fn agent_tool(name: &str, url: &str) -> ToolConfig {
     ToolConfig {
+        approval_required: false,
         name: name.into(),
         description: "Ask another agent.".into(),
         kind: ToolKindConfig::Agent(AgentToolConfig {

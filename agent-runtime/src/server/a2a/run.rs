@@ -146,6 +146,7 @@ mod tests {
             usage: Usage::default(),
             tool_calls: vec![],
             texts: vec![],
+            pending_approvals: vec![],
         }))
     }
 

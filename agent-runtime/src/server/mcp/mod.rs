@@ -110,6 +110,24 @@ pub fn input_schema(sessions: bool) -> Map<String, Value> {
 pub fn result_of(outcome: &Result<Summary, crate::bedrock::BedrockError>) -> (String, bool) {
     match outcome {
         Ok(s) if s.stop_reason.answered() => (s.output.clone(), false),
+        // The turn waits in the session; the decisions go to the HTTP API for now.
+        Ok(s) if s.stop_reason == crate::machine::StopReason::ApprovalRequired => {
+            let calls: Vec<String> = s
+                .pending_approvals
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} (toolUseId {}, input {})",
+                        c.name, c.tool_use_id, c.input
+                    )
+                })
+                .collect();
+            let text = format!(
+                "the agent waits for a person's approval of {}: send the decisions to POST /v1/sessions/{{sessionId}}/approvals",
+                calls.join(", ")
+            );
+            (text, true)
+        }
         Ok(s) => {
             let why = format!(
                 "the agent stopped before finishing its answer: {}",
@@ -369,7 +387,27 @@ mod tests {
             usage: Usage::default(),
             tool_calls: vec![],
             texts: vec![output.into()],
+            pending_approvals: vec![],
         })
+    }
+
+    #[test]
+    fn a_turn_waiting_for_approval_names_its_calls_and_where_the_decisions_go() {
+        let mut waiting = summary(StopReason::ApprovalRequired, "I will book it.");
+        if let Ok(s) = &mut waiting {
+            s.pending_approvals = vec![crate::conversation::ToolUse {
+                tool_use_id: "t1".into(),
+                name: "book".into(),
+                input: serde_json::json!({"table": 4}),
+            }];
+        }
+        assert_eq!(
+            result_of(&waiting),
+            (
+                r#"the agent waits for a person's approval of book (toolUseId t1, input {"table":4}): send the decisions to POST /v1/sessions/{sessionId}/approvals"#.to_string(),
+                true
+            )
+        );
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::machine::StopReason;
 ///   incomplete because a limit on generation was reached, which is what `length` tells a
 ///   client (it may ask again with a narrower question; retrying as is gives the same stop);
 /// - `guardrail_intervened`, `content_filtered` → `content_filter`;
+/// - `approval_required` → `stop`: the turn waits in the session for decisions sent to
+///   `POST /v1/sessions/{id}/approvals` (the session's next invocation answers 409
+///   `approval_pending` until then); `tool_calls` would ask the client to run them itself;
 /// - any other reason Bedrock reports → `stop` (the model ended its turn).
 pub fn finish_reason(stop: &StopReason) -> Option<&'static str> {
     Some(match stop {
@@ -23,7 +26,7 @@ pub fn finish_reason(stop: &StopReason) -> Option<&'static str> {
         StopReason::Other(r) if r == "model_context_window_exceeded" => "length",
         StopReason::GuardrailIntervened | StopReason::ContentFiltered => "content_filter",
         StopReason::Deadline => return None,
-        StopReason::Other(_) => "stop",
+        StopReason::Other(_) | StopReason::ApprovalRequired => "stop",
     })
 }
 

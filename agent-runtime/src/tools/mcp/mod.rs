@@ -255,6 +255,7 @@ impl McpServer {
             .cloned()
             .unwrap_or_else(|| json!({"type": "object"}));
         Some(Entry {
+            source: 0,
             spec: ToolSpec {
                 name: naming::derive(&self.name, mcp_name),
                 description,

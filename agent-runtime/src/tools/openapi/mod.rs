@@ -119,6 +119,7 @@ impl OpenApiTool {
         let entries = operations
             .iter()
             .map(|op| Entry {
+                source: 0,
                 spec: ToolSpec {
                     name: op.name.clone(),
                     description: op.description.clone(),
