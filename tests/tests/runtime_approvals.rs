@@ -15,6 +15,7 @@ mod sessions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agentry_tests::a2a::{self, Sdk};
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
 use agentry_tests::redis::RedisServer;
 use agentry_tests::runtime::{self, RuntimeUnderTest, ToolBehaviour, ToolServer};
@@ -41,7 +42,8 @@ async fn desk(
     for (k, v) in env_extra {
         env.insert((*k).into(), (*v).into());
     }
-    let rt = runtime::start(cfg, &fake, env).await;
+    // The A2A card advertises the loopback URL, so the SDK clients reach the runtime.
+    let rt = runtime::start_public(cfg, &fake, env).await;
     (fake, rt)
 }
 
@@ -417,4 +419,86 @@ fn the_runtime_refuses_a_tool_that_needs_approval_without_memory() {
         e.to_string(),
         "tool book has approval required, but approvals need memory (spec.memory), where the turn waiting for a decision is kept"
     );
+}
+
+async fn a2a_client(sdk: Sdk, rt: &RuntimeUnderTest, actions: Value) -> Vec<Value> {
+    let out = a2a::client(
+        sdk,
+        json!({"url": format!("{}/", rt.url), "actions": actions}),
+    )
+    .await;
+    out["results"].as_array().unwrap().clone()
+}
+
+/// Over A2A with the official SDK client: the task waits in input-required naming the call,
+/// a message that is no decision is refused saying what the context waits for, and the
+/// decision on the same context continues the turn on a new task.
+async fn a2a_decision(sdk: Sdk, decision: &str, first: &str) {
+    let redis = RedisServer::start();
+    let tools = ToolServer::start(&tools_routes()).await;
+    let (fake, rt) = desk(&redis, &tools, &[]).await;
+    fake.push([
+        Script::Turn(Turn::tools(&[("t1", "book", json!({"sign": "T4"}))])),
+        Script::Turn(Turn::text("Done as you decided.")),
+    ]);
+    let r = a2a_client(
+        sdk,
+        &rt,
+        json!([
+            {"do": first, "text": "Book a table."},
+            {"do": "get"},
+            {"do": "send", "text": "maybe later", "context_id": "last"},
+            {"do": "send", "text": decision, "context_id": "last"},
+        ]),
+    )
+    .await;
+    // A stream ends at input-required.
+    let events = r[0]["events"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["state"], "input-required", "{r:?}");
+    let waiting = &r[1];
+    assert_eq!(waiting["state"], "input-required", "{r:?}");
+    assert_eq!(
+        waiting["status_text"],
+        json!([
+            r#"approval required before calling book (toolUseId t1, input {"sign":"T4"}). Reply on this context with "approve" to run it, or "deny: <reason>" to refuse"#
+        ]),
+        "{r:?}"
+    );
+    assert!(
+        r[2]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this context waits for a decision")),
+        "{r:?}"
+    );
+    let done = &r[3]["task"];
+    assert_eq!(
+        (&done["state"], &done["artifacts"]),
+        (&json!("completed"), &json!([["Done as you decided."]])),
+        "{r:?}"
+    );
+    assert_eq!(done["context_id"], waiting["context_id"]);
+    assert_ne!(done["id"], waiting["id"]);
+    let requests = fake.captured();
+    assert_eq!(requests.len(), 2, "the refused message called no model");
+    let got = results(&requests[1].body);
+    if decision == "approve" {
+        assert_eq!(calls(&tools, "/book"), 1);
+        assert_eq!(got[0].1, "success", "{got:?}");
+    } else {
+        assert_eq!(calls(&tools, "/book"), 0);
+        assert_eq!(
+            got[0].2,
+            "a person denied this call to tool book; it was not run. Reason: not on a Monday"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a2a_approve_with_the_1_3_client_runs_the_call_after_input_required() {
+    a2a_decision(Sdk::V13, "approve", "stream").await;
+}
+
+#[tokio::test]
+async fn a2a_deny_with_the_0_3_client_gives_the_model_the_reason() {
+    a2a_decision(Sdk::V03, "deny: not on a Monday", "send").await;
 }

@@ -17,10 +17,12 @@
 //! of its context (one without starts a new session, whose id is the new `contextId`), its
 //! lease and history taken before the task starts, so a busy session or a store that is down
 //! is refused like a full pod — a JSON-RPC error with the HTTP status and `Retry-After` of
-//! `/v1/invoke` (409, 503) — and no task is made.
+//! `/v1/invoke` (409, 503) — and no task is made. A context whose turn waits for approval
+//! takes the next message as the decision ([`approval`]).
 
+mod approval;
 pub mod card;
-pub mod run;
+mod run;
 pub mod store;
 pub mod wire;
 
@@ -290,13 +292,28 @@ async fn send(
         return refusal(StatusCode::TOO_MANY_REQUESTS, &id, &e);
     }
     let held = match (session_id, &s.rt.sessions) {
-        (Some(sid), Some(store)) => match session::acquire(store, sid, &inv.request_id).await {
-            Ok(h) => Some(h),
-            Err(e) => {
-                inv.finish(super::sessions::status(&e).0.as_u16(), e.code());
-                return session_refusal(&id, version, &e);
+        (Some(sid), Some(store)) => {
+            let acquired = match session::acquire(store, sid.clone(), &inv.request_id).await {
+                // The context's turn waits for approval: this message is the decision.
+                Err(SessionError::ApprovalPending { .. }) => {
+                    match decide(store, sid, &inv.request_id, &input).await {
+                        Ok(h) => Ok(h),
+                        Err(Refused::Rpc(e)) => {
+                            return answer(refuse(&mut inv, 200, "invalid_request", e));
+                        }
+                        Err(Refused::Session(e)) => Err(e),
+                    }
+                }
+                other => other,
+            };
+            match acquired {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    inv.finish(super::sessions::status(&e).0.as_u16(), e.code());
+                    return session_refusal(&id, version, &e);
+                }
             }
-        },
+        }
         _ => None,
     };
     if stream {
@@ -344,6 +361,40 @@ async fn send(
         response.headers_mut().insert(REQUEST_ID_HEADER, rid);
     }
     response
+}
+
+enum Refused {
+    Rpc(RpcError),
+    Session(SessionError),
+}
+
+/// Continues the turn of session `sid` that waits for approval with the decision `text`
+/// carries for all its waiting calls ([`approval::decision`]); text that is no decision is
+/// refused saying what the context waits for.
+async fn decide(
+    sessions: &crate::session::Sessions,
+    sid: SessionId,
+    invocation_id: &str,
+    text: &str,
+) -> Result<session::Held, Refused> {
+    let snap = sessions.read(&sid).await.map_err(Refused::Session)?;
+    let pending = snap
+        .and_then(|s| s.state.pending().ok().flatten())
+        .ok_or(Refused::Session(SessionError::NoPendingApproval))?;
+    let Some(d) = approval::decision(text) else {
+        return Err(Refused::Rpc(RpcError::invalid_params(format!(
+            "this context waits for a decision: {}",
+            approval::asking(&pending.calls)
+        ))));
+    };
+    let decisions = pending
+        .calls
+        .iter()
+        .map(|c| (c.tool_use_id.clone(), d.clone()))
+        .collect();
+    crate::invoke::resume::acquire_to_decide(sessions, sid, invocation_id, decisions)
+        .await
+        .map_err(Refused::Session)
 }
 
 fn data(buf: &mut Vec<u8>, id: &Value, result: impl serde::Serialize) {

@@ -36,12 +36,21 @@ pub struct Job {
 
 /// The task's state and message after the loop ended: a limit stop fails the task with the
 /// stop reason and whatever partial text there was; a turn its session could not save fails
-/// it too, saying why.
+/// it too, saying why; a turn that waits for approval puts it in input-required, asking for
+/// the decision ([`super::approval::asking`]).
 fn ended(task: &mut Task, outcome: &Outcome) {
     match outcome {
         Ok(Ok(s)) if s.stop_reason.answered() => {
             task.state = State::Completed;
             task.answer = Some((new_id(), s.output.clone()));
+        }
+        Ok(Ok(s)) if s.stop_reason == crate::machine::StopReason::ApprovalRequired => {
+            task.state = State::InputRequired;
+            task.status_message = Some(Message {
+                message_id: new_id(),
+                role: Role::Agent,
+                parts: vec![super::approval::asking(&s.pending_approvals)],
+            });
         }
         _ => {
             let text = match outcome {
@@ -148,6 +157,28 @@ mod tests {
             texts: vec![],
             pending_approvals: vec![],
         }))
+    }
+
+    #[test]
+    fn a_turn_waiting_for_approval_puts_the_task_in_input_required_naming_the_calls() {
+        let mut t = task();
+        let mut waiting = summary(StopReason::ApprovalRequired, "I will book.");
+        if let Ok(Ok(s)) = &mut waiting {
+            s.pending_approvals = vec![crate::conversation::ToolUse {
+                tool_use_id: "t1".into(),
+                name: "book".into(),
+                input: serde_json::json!({}),
+            }];
+        }
+        ended(&mut t, &waiting);
+        assert_eq!(t.state, State::InputRequired);
+        assert!(t.state.terminal(), "its invocation has ended");
+        assert!(t.answer.is_none());
+        let text = &t.status_message.unwrap().parts[0];
+        assert!(
+            text.starts_with("approval required before calling book (toolUseId t1"),
+            "{text}"
+        );
     }
 
     #[test]

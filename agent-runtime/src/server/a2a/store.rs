@@ -28,12 +28,19 @@ pub enum State {
     Failed,
     /// Cancelled by `tasks/cancel`.
     Canceled,
+    /// The turn waits for a person's approval of its tool calls: the next message on the
+    /// task's context carries the decision (on a new task).
+    InputRequired,
 }
 
 impl State {
-    /// Whether the task has ended.
+    /// Whether the task's invocation has ended: a final state, or input-required (the turn
+    /// waits in the session, and the task itself changes no more).
     pub fn terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Canceled)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Canceled | Self::InputRequired
+        )
     }
 }
 

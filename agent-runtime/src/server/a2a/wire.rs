@@ -336,11 +336,13 @@ pub fn state_name(version: Version, state: State) -> &'static str {
         (Version::V1, State::Completed) => "TASK_STATE_COMPLETED",
         (Version::V1, State::Failed) => "TASK_STATE_FAILED",
         (Version::V1, State::Canceled) => "TASK_STATE_CANCELED",
+        (Version::V1, State::InputRequired) => "TASK_STATE_INPUT_REQUIRED",
         (Version::V03, State::Submitted) => "submitted",
         (Version::V03, State::Working) => "working",
         (Version::V03, State::Completed) => "completed",
         (Version::V03, State::Failed) => "failed",
         (Version::V03, State::Canceled) => "canceled",
+        (Version::V03, State::InputRequired) => "input-required",
     }
 }
 
