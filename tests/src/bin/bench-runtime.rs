@@ -15,6 +15,8 @@
 //! cargo run --release -p agentry-tests --bin bench-runtime -- tracing [0 16 8000 json]
 //!                     # tracing off, and on at full sampling exporting to an OTLP sink;
 //!                     # BENCH_BEFORE_BIN=<an older agentry-runtime> adds it as the baseline
+//! cargo run --release -p agentry-tests --bin bench-runtime -- sessions [0 16 8000 json]
+//!                     # /v1/invoke without and with a session (a local redis-server)
 //! BENCH_CALLGRIND=1 cargo run --release -p agentry-tests --bin bench-runtime -- protocols 0 4 2000 json
 //!                     # each runtime under valgrind's callgrind: instructions per invocation
 //!                     # (repeatable to 0.1 % whatever else runs), and their ratios
@@ -66,7 +68,8 @@ fn model(body: &Value, kind: Kind) -> Script {
     }
 }
 
-fn config(tools_url: &str, kind: Kind, in_flight: usize) -> RuntimeConfig {
+/// The runtime's configuration; with `memory`, sessions in the store `AGENTRY_MEMORY_URL` names.
+fn config(tools_url: &str, kind: Kind, in_flight: usize, memory: bool) -> RuntimeConfig {
     RuntimeConfig {
         api_version: RUNTIME_CONFIG_API_VERSION.into(),
         agent: AgentIdentity {
@@ -95,7 +98,13 @@ fn config(tools_url: &str, kind: Kind, in_flight: usize) -> RuntimeConfig {
             description: "Top song.".into(),
             kind: kind.config(tools_url),
         }],
-        memory: None,
+        memory: memory.then(|| MemoryConfig {
+            url_from_env: "AGENTRY_MEMORY_URL".into(),
+            ttl_seconds: 600,
+            max_messages: 500,
+            ca_pem: None,
+            max_context_tokens: None,
+        }),
     }
 }
 
@@ -107,6 +116,8 @@ struct Setup {
     /// What the next runtime runs as, when not `bin` and its usual environment (the tracing
     /// comparison sets these).
     variant: std::sync::Mutex<tracing::Variant>,
+    /// The session store, once the sessions comparison started one.
+    redis: std::sync::OnceLock<agentry_tests::redis::RedisServer>,
 }
 
 impl Setup {
@@ -115,6 +126,9 @@ impl Setup {
         env.push(("RUST_LOG", "warn".into()));
         env.push(("AWS_ENDPOINT_URL_LAMBDA", self.lambda.url()));
         env.extend(self.variant.lock().unwrap().1.iter().cloned());
+        if let Some(redis) = self.redis.get() {
+            env.push(("AGENTRY_MEMORY_URL", redis.url()));
+        }
         env
     }
 
@@ -140,7 +154,13 @@ impl Setup {
         ));
         std::fs::write(
             &path,
-            config(&self.tools.url(""), kind, s.in_flight).to_json(),
+            config(
+                &self.tools.url(""),
+                kind,
+                s.in_flight,
+                self.redis.get().is_some(),
+            )
+            .to_json(),
         )
         .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -261,7 +281,7 @@ async fn main() {
         return;
     }
     let mode = args.first().map(String::as_str);
-    if let Some(mode @ ("kinds" | "protocols" | "tracing")) = mode {
+    if let Some(mode @ ("kinds" | "protocols" | "tracing" | "sessions")) = mode {
         // The comparisons' scenario: the words after the mode, or 0 ms, 16 in flight.
         let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
         let words = if words.is_empty() {
@@ -274,6 +294,7 @@ async fn main() {
         return match mode {
             "kinds" => compare_kinds(&setup, &s).await,
             "protocols" => compare_protocols(&setup, &s).await,
+            "sessions" => compare_sessions(&setup, &s).await,
             _ => {
                 tracing::compare(&s, |bin, env| {
                     *setup.variant.lock().unwrap() = (bin, env);
@@ -323,6 +344,7 @@ async fn setup() -> Setup {
         lambda,
         bin: release_binary("agentry-runtime", "agentry-runtime"),
         variant: Default::default(),
+        redis: Default::default(),
     }
 }
 
@@ -375,4 +397,17 @@ async fn compare_protocols(setup: &Setup, s: &Scenario) {
     println!("one tool round trip = 2 model calls + 1 HTTP tool call, over each protocol");
     let variants = Protocol::ALL.map(|p| (p.name(), Kind::Http, p));
     compare(setup, s, &variants, "BENCH_PROTOCOLS").await;
+}
+
+/// `/v1/invoke` without a session and with a new one each time, both on a runtime with memory
+/// (a local `redis-server` on loopback, started here): what a session adds, and the store
+/// requests per invocation (on stderr). The store's own CPU is not counted.
+async fn compare_sessions(setup: &Setup, s: &Scenario) {
+    println!("one tool round trip = 2 model calls + 1 HTTP tool call, without and with a session");
+    let _ = setup.redis.set(agentry_tests::redis::RedisServer::start());
+    let variants = [
+        ("no session", Kind::Http, Protocol::Invoke),
+        ("session", Kind::Http, Protocol::InvokeSession),
+    ];
+    compare(setup, s, &variants, "BENCH_SESSIONS").await;
 }

@@ -177,6 +177,8 @@ const QUESTION: &str = "What is the most popular song on WZPZ?";
 pub enum Protocol {
     /// `POST /v1/invoke` (JSON, or SSE when streaming).
     Invoke,
+    /// `POST /v1/invoke` with a new `sessionId` each time (the runtime needs memory).
+    InvokeSession,
     /// `POST /v1/chat/completions` (a completion, or chunks when streaming).
     OpenAi,
     /// `POST /mcp`, one stateless `tools/call` (never streamed).
@@ -198,6 +200,7 @@ impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Invoke => "invoke",
+            Protocol::InvokeSession => "invoke+session",
             Protocol::OpenAi => "openai",
             Protocol::Mcp => "mcp",
             Protocol::A2a => "a2a",
@@ -213,10 +216,18 @@ impl Protocol {
         stream: bool,
     ) -> reqwest::RequestBuilder {
         match self {
-            Protocol::Invoke => {
+            Protocol::Invoke | Protocol::InvokeSession => {
+                let body = if self == Protocol::InvokeSession {
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    serde_json::json!({"input": QUESTION, "sessionId": format!("bench-{n}")})
+                } else {
+                    serde_json::json!({"input": QUESTION})
+                };
                 let r = client
                     .post(format!("{base}/v1/invoke"))
-                    .body(serde_json::json!({"input": QUESTION}).to_string());
+                    .body(body.to_string());
                 if stream {
                     r.header("accept", "text/event-stream")
                 } else {
@@ -259,8 +270,10 @@ impl Protocol {
     fn complete(self, body: &[u8], stream: bool) -> bool {
         let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
         match (self, stream) {
-            (Protocol::Invoke, true) => has(b"event: done"),
-            (Protocol::Invoke, false) => has(b"\"stopReason\":\"end_turn\""),
+            (Protocol::Invoke | Protocol::InvokeSession, true) => has(b"event: done"),
+            (Protocol::Invoke | Protocol::InvokeSession, false) => {
+                has(b"\"stopReason\":\"end_turn\"")
+            }
             (Protocol::OpenAi, true) => has(b"data: [DONE]"),
             (Protocol::OpenAi, false) => has(b"\"finish_reason\":\"stop\""),
             (Protocol::Mcp, _) => has(b"\"isError\":false"),
@@ -327,6 +340,18 @@ pub async fn runtime(url: &str, pid: u32, agent: &str, protocol: Protocol, s: &S
         cpu,
         proc_status_kb(pid, "VmHWM:"),
     );
+    if protocol == Protocol::InvokeSession {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        eprintln!(
+            "session store requests per invocation: {}",
+            store_requests(&text, side.invocations)
+        );
+    }
     if callgrind {
         let dump = format!("{}.{pid}.1", callgrind_out().display());
         let text = std::fs::read_to_string(&dump).unwrap_or_else(|e| panic!("{dump}: {e}"));
@@ -338,6 +363,32 @@ pub async fn runtime(url: &str, pid: u32, agent: &str, protocol: Protocol, s: &S
         side.instructions_per_invocation = Some(total / side.invocations.max(1) as f64);
     }
     side
+}
+
+/// `agentry_runtime_session_store_requests_total` by operation, per invocation.
+fn store_requests(metrics: &str, invocations: usize) -> String {
+    let mut by_op = std::collections::BTreeMap::<String, f64>::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("agentry_runtime_session_store_requests_total{") else {
+            continue;
+        };
+        let op = rest
+            .split("op=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?");
+        let n: f64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *by_op.entry(op.to_string()).or_default() += n;
+    }
+    by_op
+        .iter()
+        .map(|(op, n)| format!("{op} {:.2}", n / invocations.max(1) as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where callgrind writes (`<this>.<pid>` at exit, `<this>.<pid>.1` for the measured run).
