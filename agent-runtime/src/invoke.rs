@@ -386,38 +386,11 @@ async fn drive<S: Saver>(
                     save.map_err(Halt::Save)?;
                     match reply {
                         Err(_) => {
-                            rt.metrics
-                                .model_failed(model, "deadline", pending.started.elapsed());
-                            span.fail("deadline", "the invocation deadline passed");
-                            pending.ended("deadline");
+                            pending.model_failed(&req.request_id, None, "");
                             state.deadline()
                         }
                         Ok(Err(e)) => {
-                            let error_type = e.aws_code().unwrap_or(e.code());
-                            rt.metrics
-                                .model_failed(model, error_type, pending.started.elapsed());
-                            span.fail(error_type, e.to_string());
-                            span.record(|| {
-                                e.request_id()
-                                    .map(|id| {
-                                        vec![opentelemetry::KeyValue::new(
-                                            "aws.request_id",
-                                            id.to_string(),
-                                        )]
-                                    })
-                                    .unwrap_or_default()
-                            });
-                            pending.ended(e.category());
-                            {
-                                let _trace = span.context().clone().attach();
-                                tracing::warn!(
-                                    request_id = %req.request_id,
-                                    model,
-                                    error_code = error_type,
-                                    error = %e,
-                                    "Bedrock call failed"
-                                );
-                            }
+                            pending.model_failed(&req.request_id, Some(&e), "");
                             return Err(Halt::Model(e));
                         }
                         Ok(Ok(reply)) => {

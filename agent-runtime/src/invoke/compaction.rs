@@ -120,28 +120,11 @@ async fn summarise(
     let call = rt.bedrock.converse(&messages, &no_tools, &overrides);
     let reply = match tokio::time::timeout(remaining, call).await {
         Err(_) => {
-            rt.metrics
-                .model_failed(model, "deadline", pending.started.elapsed());
-            span.fail("deadline", "the invocation deadline passed");
-            pending.ended("deadline");
+            pending.model_failed(&req.request_id, None, "");
             return (Usage::default(), Err("deadline"));
         }
         Ok(Err(e)) => {
-            let error_type = e.aws_code().unwrap_or(e.code());
-            rt.metrics
-                .model_failed(model, error_type, pending.started.elapsed());
-            span.fail(error_type, e.to_string());
-            pending.ended(e.category());
-            {
-                let _trace = span.context().clone().attach();
-                tracing::warn!(
-                    request_id = %req.request_id,
-                    model,
-                    error_code = error_type,
-                    error = %e,
-                    "Bedrock call failed (context compaction)"
-                );
-            }
+            pending.model_failed(&req.request_id, Some(&e), " (context compaction)");
             return (Usage::default(), Err(e.category()));
         }
         Ok(Ok(reply)) => reply,

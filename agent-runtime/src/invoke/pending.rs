@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::bedrock::BedrockError;
 use crate::metrics::Metrics;
 use crate::telemetry::Trace;
 
@@ -41,6 +42,50 @@ impl<'a> Pending<'a> {
                 .bedrock_call(model, outcome, self.started.elapsed());
         }
         self.span.end();
+    }
+
+    /// The model call failed — `None`: the invocation's deadline passed first — for `request_id`:
+    /// the failure metric, the span's error (and the AWS request id), the call's end, and a
+    /// warning for an error, `context` added to its message.
+    pub(super) fn model_failed(
+        self,
+        request_id: &str,
+        error: Option<&BedrockError>,
+        context: &str,
+    ) {
+        let Call::Model(model) = self.what else {
+            return self.ended("error");
+        };
+        let elapsed = self.started.elapsed();
+        let Some(e) = error else {
+            self.metrics.model_failed(model, "deadline", elapsed);
+            self.span.fail("deadline", "the invocation deadline passed");
+            return self.ended("deadline");
+        };
+        let error_type = e.aws_code().unwrap_or(e.code());
+        self.metrics.model_failed(model, error_type, elapsed);
+        self.span.fail(error_type, e.to_string());
+        self.span.record(|| {
+            e.request_id()
+                .map(|id| {
+                    vec![opentelemetry::KeyValue::new(
+                        "aws.request_id",
+                        id.to_string(),
+                    )]
+                })
+                .unwrap_or_default()
+        });
+        {
+            let _trace = self.span.context().clone().attach();
+            tracing::warn!(
+                request_id = %request_id,
+                model,
+                error_code = error_type,
+                error = %e,
+                "Bedrock call failed{context}"
+            );
+        }
+        self.ended(e.category());
     }
 }
 
