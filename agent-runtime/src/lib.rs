@@ -105,10 +105,6 @@ pub struct Cli {
     /// invocation runs): how long a session stays busy after its replica died.
     #[arg(long, env = "AGENTRY_SESSION_LEASE_SECONDS", default_value_t = 15.0, value_parser = seconds)]
     pub session_lease_seconds: f64,
-    /// How long a turn that stopped with `approval_required` waits for the decisions before
-    /// it is dropped (its calls never run).
-    #[arg(long, env = "AGENTRY_APPROVAL_TIMEOUT_SECONDS", default_value_t = 3600.0, value_parser = seconds)]
-    pub approval_timeout_seconds: f64,
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -233,16 +229,13 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     }
     let store_metrics = session::StoreMetrics::default();
     let sessions = match &config.memory {
-        Some(memory) => Some(
-            session::Sessions::from_config(
-                memory,
-                &config.agent,
-                |v| std::env::var(v).ok(),
-                Duration::from_secs_f64(cli.session_lease_seconds),
-                store_metrics.clone(),
-            )?
-            .with_approval_timeout(Duration::from_secs_f64(cli.approval_timeout_seconds)),
-        ),
+        Some(memory) => Some(session::Sessions::from_config(
+            memory,
+            &config.agent,
+            |v| std::env::var(v).ok(),
+            Duration::from_secs_f64(cli.session_lease_seconds),
+            store_metrics.clone(),
+        )?),
         None => None,
     };
     let metrics = metrics::Metrics::with_mcp(tools.mcp_metrics())

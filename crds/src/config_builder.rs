@@ -207,6 +207,7 @@ pub fn memory_config(memory: &Memory) -> MemoryConfig {
         max_messages: memory.effective_max_messages(),
         ca_pem: memory.ca_pem.clone(),
         max_context_tokens: memory.context_tokens(),
+        approval_timeout_seconds: memory.effective_approval_timeout_seconds(),
     }
 }
 

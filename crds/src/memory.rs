@@ -23,6 +23,12 @@ pub const DEFAULT_MAX_MESSAGES: u32 = 500;
 pub const MIN_CONTEXT_TOKENS: u32 = 1_000;
 /// Most `memory.maxContextTokens`: the largest context window of a Claude model on Bedrock.
 pub const MAX_CONTEXT_TOKENS: u32 = 1_000_000;
+/// Default for `memory.approvalTimeoutSeconds`: an hour.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u32 = 3_600;
+/// Least `memory.approvalTimeoutSeconds`: time for a person to read the calls at all.
+pub const MIN_APPROVAL_TIMEOUT_SECONDS: u32 = 10;
+/// Most `memory.approvalTimeoutSeconds`: a week.
+pub const MAX_APPROVAL_TIMEOUT_SECONDS: u32 = 604_800;
 
 /// Sessions: the runtime keeps each conversation, by the `sessionId` a client sends, in a
 /// Redis-compatible store (Redis, Valkey, Amazon ElastiCache with cluster mode disabled), so
@@ -30,6 +36,11 @@ pub const MAX_CONTEXT_TOKENS: u32 = 1_000_000;
 /// Agent is stateless and a `sessionId` is refused.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// A session that expires before its approval would drop the waiting turn with it.
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.approvalTimeoutSeconds) || self.approvalTimeoutSeconds <= (has(self.ttlSeconds) ? self.ttlSeconds : 86400)",
+    "message": "memory.approvalTimeoutSeconds is longer than memory.ttlSeconds (86400 when unset): the session would expire first and drop the turn waiting for approval; lower approvalTimeoutSeconds or raise ttlSeconds",
+}]))]
 pub struct Memory {
     /// The store's URL, from a Secret key (it carries the password, so it is never inline):
     /// `redis://` or `rediss://` (TLS), with `user:password@` when the store needs AUTH
@@ -58,6 +69,14 @@ pub struct Memory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1000, max = 1000000))]
     pub max_context_tokens: Option<i32>,
+
+    /// How long a turn stopped for approval of its tool calls (`tools[].approval: Required`)
+    /// waits for the decisions; after it the turn is dropped, none of its calls run, and
+    /// decisions are refused as expired. 10 to 604800 (a week), at most `ttlSeconds`.
+    /// Default 3600 (an hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 604800))]
+    pub approval_timeout_seconds: Option<i32>,
 
     /// PEM of the CA that signed the store's certificate, for a `rediss://` store with a
     /// private CA (without it the image's public roots are used). The certificate only, which
@@ -105,6 +124,16 @@ impl Memory {
     pub fn context_tokens(&self) -> Option<u32> {
         self.max_context_tokens
             .map(|v| u32::try_from(v).unwrap_or(0))
+    }
+
+    /// `approvalTimeoutSeconds` with its default applied. A value that bypassed the schema is
+    /// passed on as it is (a negative one as 0), so the runtime refuses to start naming the
+    /// field rather than waiting for a time nobody asked for.
+    pub fn effective_approval_timeout_seconds(&self) -> u32 {
+        self.approval_timeout_seconds
+            .map_or(DEFAULT_APPROVAL_TIMEOUT_SECONDS, |v| {
+                u32::try_from(v).unwrap_or(0)
+            })
     }
 }
 
@@ -163,6 +192,82 @@ mod tests {
         let bound = |k: &str| field[k].as_f64();
         assert_eq!(bound("minimum"), Some(f64::from(MIN_CONTEXT_TOKENS)));
         assert_eq!(bound("maximum"), Some(f64::from(MAX_CONTEXT_TOKENS)));
+    }
+
+    #[test]
+    fn approval_timeout_defaults_to_an_hour_and_a_set_value_is_passed_on_as_written() {
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}");
+        assert_eq!(m.effective_approval_timeout_seconds(), 3_600);
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\napprovalTimeoutSeconds: 600");
+        assert_eq!(m.effective_approval_timeout_seconds(), 600);
+        // Past the schema: the runtime's own range check must see it and refuse.
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\napprovalTimeoutSeconds: -5");
+        assert_eq!(m.effective_approval_timeout_seconds(), 0);
+    }
+
+    #[test]
+    fn approval_timeout_bounds_in_the_schema_are_the_documented_ones() {
+        let crd = serde_json::to_value(crate::crd::agent_crd()).unwrap();
+        let field = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["memory"]["properties"]["approvalTimeoutSeconds"];
+        let bound = |k: &str| field[k].as_f64();
+        assert_eq!(
+            bound("minimum"),
+            Some(f64::from(MIN_APPROVAL_TIMEOUT_SECONDS))
+        );
+        assert_eq!(
+            bound("maximum"),
+            Some(f64::from(MAX_APPROVAL_TIMEOUT_SECONDS))
+        );
+    }
+
+    /// The API server's verdict (schema and CEL rules) on an Agent with this `spec.memory`.
+    fn refusals(memory: &str) -> Vec<String> {
+        let yaml = format!(
+            "apiVersion: agentry.dev/v1alpha1\nkind: Agent\nmetadata: {{name: x}}\nspec:\n  model: {{id: anthropic.claude-3-haiku-20240307-v1:0}}\n  systemPrompt: You help.\n  memory:\n    url: {{secretKeyRef: {{name: s, key: u}}}}\n{memory}"
+        );
+        crate::validate::agent(&serde_yaml::from_str(&yaml).unwrap())
+    }
+
+    #[test]
+    fn an_approval_timeout_longer_than_the_session_ttl_is_refused_naming_both_fields() {
+        let errors = refusals("    ttlSeconds: 600\n    approvalTimeoutSeconds: 601\n");
+        assert!(
+            errors.iter().any(|e| e.contains(
+                "memory.approvalTimeoutSeconds is longer than memory.ttlSeconds (86400 when unset)"
+            ) && e
+                .contains("lower approvalTimeoutSeconds or raise ttlSeconds")),
+            "{errors:?}"
+        );
+        assert_eq!(
+            refusals("    ttlSeconds: 600\n    approvalTimeoutSeconds: 600\n"),
+            Vec::<String>::new(),
+            "equal to the ttl: the approval expires with the session, not after it"
+        );
+        assert_eq!(refusals("    ttlSeconds: 60\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn without_ttl_seconds_the_approval_timeout_is_held_to_the_default_day() {
+        assert_eq!(
+            refusals("    approvalTimeoutSeconds: 86400\n"),
+            Vec::<String>::new()
+        );
+        let errors = refusals("    approvalTimeoutSeconds: 86401\n");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("memory.approvalTimeoutSeconds is longer than")),
+            "{errors:?}"
+        );
+        let errors = refusals("    approvalTimeoutSeconds: 9\n");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("spec.memory.approvalTimeoutSeconds")
+                    && e.contains("greater than or equal to 10")),
+            "{errors:?}"
+        );
     }
 
     #[test]

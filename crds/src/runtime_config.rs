@@ -66,6 +66,14 @@ pub struct MemoryConfig {
     /// Absent: never compact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_context_tokens: Option<u32>,
+    /// How long a turn stopped for approval of its calls waits for the decisions before it is
+    /// dropped (10 to 604800). Absent from configurations written before it existed: 3600.
+    #[serde(default = "default_approval_timeout_seconds")]
+    pub approval_timeout_seconds: u32,
+}
+
+fn default_approval_timeout_seconds() -> u32 {
+    crate::memory::DEFAULT_APPROVAL_TIMEOUT_SECONDS
 }
 
 /// Name and namespace of the Agent.
@@ -406,13 +414,35 @@ mod tests {
             max_messages: 500,
             ca_pem: None,
             max_context_tokens: None,
+            approval_timeout_seconds: 3_600,
         });
         let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
         assert_eq!(
             json["memory"],
-            serde_json::json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 86400, "maxMessages": 500})
+            serde_json::json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 86400, "maxMessages": 500, "approvalTimeoutSeconds": 3600})
         );
         assert_eq!(RuntimeConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_memory_config_written_before_the_approval_timeout_existed_waits_an_hour() {
+        let mut c = sample();
+        c.memory = Some(MemoryConfig {
+            url_from_env: "AGENTRY_MEMORY_URL".into(),
+            ttl_seconds: 86_400,
+            max_messages: 500,
+            ca_pem: None,
+            max_context_tokens: None,
+            approval_timeout_seconds: 600,
+        });
+        let mut json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(json["memory"]["approvalTimeoutSeconds"], 600);
+        json["memory"]
+            .as_object_mut()
+            .unwrap()
+            .remove("approvalTimeoutSeconds");
+        let read = RuntimeConfig::from_json(&json.to_string()).unwrap();
+        assert_eq!(read.memory.unwrap().approval_timeout_seconds, 3_600);
     }
 
     #[test]
@@ -424,6 +454,7 @@ mod tests {
             max_messages: 100,
             ca_pem: None,
             max_context_tokens: Some(150_000),
+            approval_timeout_seconds: 3_600,
         });
         let text = c.to_json();
         assert!(text.contains("\"maxContextTokens\": 150000"), "{text}");

@@ -229,11 +229,6 @@ async fn serve_on(
             store_metrics.clone(),
         )
         .expect("session settings")
-        // As the binary's --approval-timeout-seconds reads its variable.
-        .with_approval_timeout(env.get("AGENTRY_APPROVAL_TIMEOUT_SECONDS").map_or(
-            agentry_runtime::session::Options::DEFAULT_APPROVAL_TIMEOUT,
-            |v| std::time::Duration::from_secs_f64(v.parse().expect("seconds")),
-        ))
     });
     let rt = Arc::new(Runtime {
         config,

@@ -15,6 +15,7 @@ mod sessions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agentry_crds::runtime_config::MemoryConfig;
 use agentry_tests::a2a::{self, Sdk};
 use agentry_tests::bedrock::{FakeBedrock, Script, Turn};
 use agentry_tests::redis::RedisServer;
@@ -24,10 +25,15 @@ use serde_json::{Value, json};
 use sessions::*;
 
 /// A runtime with memory whose `book` tool needs approval and `top_song` does not.
-async fn desk(
+async fn desk(redis: &RedisServer, tools: &ToolServer) -> (FakeBedrock, RuntimeUnderTest) {
+    desk_waiting(redis, tools, 3600).await
+}
+
+/// The same, its turns waiting `approval_timeout_seconds` (`memory.approvalTimeoutSeconds`).
+async fn desk_waiting(
     redis: &RedisServer,
     tools: &ToolServer,
-    env_extra: &[(&str, &str)],
+    approval_timeout_seconds: u32,
 ) -> (FakeBedrock, RuntimeUnderTest) {
     let fake = FakeBedrock::start().await.unwrap();
     let mut book = http_tool("book", tools.url("/book"), 5);
@@ -36,12 +42,12 @@ async fn desk(
         vec![http_tool("top_song", tools.url("/top_song"), 5), book],
         limits(),
     );
-    cfg.memory = Some(memory(60, 100));
+    cfg.memory = Some(MemoryConfig {
+        approval_timeout_seconds,
+        ..memory(60, 100)
+    });
     let mut env: BTreeMap<String, String> = sessions::env(&redis.url());
     env.insert("AGENTRY_TOOL1_HEADER0".into(), "k".into());
-    for (k, v) in env_extra {
-        env.insert((*k).into(), (*v).into());
-    }
     // The A2A card advertises the loopback URL, so the SDK clients reach the runtime.
     let rt = runtime::start_public(cfg, &fake, env).await;
     (fake, rt)
@@ -95,7 +101,7 @@ fn calls(tools: &ToolServer, path: &str) -> usize {
 async fn an_approved_call_runs_once_after_the_decision_and_the_turn_goes_on_to_the_answer() {
     let redis = RedisServer::start();
     let tools = ToolServer::start(&tools_routes()).await;
-    let (fake, rt) = desk(&redis, &tools, &[]).await;
+    let (fake, rt) = desk(&redis, &tools).await;
     fake.push([
         Script::Turn(Turn::tools(&[("t1", "book", json!({"sign": "T4"}))])),
         Script::Turn(Turn::text("Your table is booked.")),
@@ -240,7 +246,7 @@ async fn a_denied_call_never_runs_and_the_model_reads_the_reason_while_the_rest_
 {
     let redis = RedisServer::start();
     let tools = ToolServer::start(&tools_routes()).await;
-    let (fake, rt) = desk(&redis, &tools, &[]).await;
+    let (fake, rt) = desk(&redis, &tools).await;
     fake.push([
         Script::Turn(Turn::tools(&[
             ("t1", "top_song", json!({"sign": "WZPZ"})),
@@ -304,22 +310,28 @@ async fn a_denied_call_never_runs_and_the_model_reads_the_reason_while_the_rest_
 async fn an_expired_approval_is_gone_with_its_turn_and_the_session_goes_on_from_its_history() {
     let redis = RedisServer::start();
     let tools = ToolServer::start(&tools_routes()).await;
-    let (fake, rt) = desk(&redis, &tools, &[("AGENTRY_APPROVAL_TIMEOUT_SECONDS", "1")]).await;
+    // The least timeout the API takes; two sessions wait through it together, so the test
+    // waits once: "late" goes on after the expiry, "later" gets its decision in too late.
+    let (fake, rt) = desk_waiting(&redis, &tools, 10).await;
     fake.push([
         Script::Turn(Turn::text("Hello.")),
+        Script::Turn(Turn::text("Hello again.")),
         Script::Turn(Turn::tools(&[("t1", "book", json!({"sign": "T1"}))])),
-        Script::Turn(Turn::text("What next?")),
         Script::Turn(Turn::tools(&[("t2", "book", json!({"sign": "T2"}))])),
+        Script::Turn(Turn::text("What next?")),
     ]);
-    let (status, _, _) = ask(&rt.url, json!({"sessionId": "late", "input": "Hi."})).await;
-    assert_eq!(status, 200);
-    let (_, stopped, _) = ask(
-        &rt.url,
-        json!({"sessionId": "late", "input": "Book table 1."}),
-    )
-    .await;
-    assert_eq!(stopped["stopReason"], "approval_required", "{stopped}");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for id in ["late", "later"] {
+        let (status, _, _) = ask(&rt.url, json!({"sessionId": id, "input": "Hi."})).await;
+        assert_eq!(status, 200);
+    }
+    for (id, input) in [("late", "Book table 1."), ("later", "Book table 2.")] {
+        let (_, stopped, _) = ask(&rt.url, json!({"sessionId": id, "input": input})).await;
+        assert_eq!(stopped["stopReason"], "approval_required", "{stopped}");
+    }
+    let (_, waiting) = get(&rt.url, "late").await;
+    assert!(waiting["pendingApproval"].is_object(), "{waiting}");
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+
     let (_, session) = get(&rt.url, "late").await;
     assert_eq!(
         (&session["pendingApproval"], &session["checkpoint"]),
@@ -339,20 +351,13 @@ async fn an_expired_approval_is_gone_with_its_turn_and_the_session_goes_on_from_
         "{next}"
     );
     assert_eq!(
-        texts(&fake.captured()[2].body["messages"]),
+        texts(&fake.captured()[4].body["messages"]),
         ["user: Hi.", "assistant: Hello.", "user: Anything else?"]
     );
 
-    let (_, stopped, _) = ask(
-        &rt.url,
-        json!({"sessionId": "late", "input": "Book table 2."}),
-    )
-    .await;
-    assert_eq!(stopped["stopReason"], "approval_required", "{stopped}");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
     let (status, body) = decide(
         &rt.url,
-        "late",
+        "later",
         json!({"decisions": [{"toolUseId": "t2", "decision": "approve"}]}),
     )
     .await;
@@ -361,13 +366,13 @@ async fn an_expired_approval_is_gone_with_its_turn_and_the_session_goes_on_from_
         (410, Some("approval_expired")),
         "{body}"
     );
-    let (_, session) = get(&rt.url, "late").await;
+    let (_, session) = get(&rt.url, "later").await;
     assert_eq!(session["pendingApproval"], Value::Null, "{session}");
     assert_eq!(session["checkpoint"], Value::Null, "{session}");
-    assert_eq!(session["turns"], 2);
+    assert_eq!(session["turns"], 1);
     let (status, body) = decide(
         &rt.url,
-        "late",
+        "later",
         json!({"decisions": [{"toolUseId": "t2", "decision": "approve"}]}),
     )
     .await;
@@ -377,14 +382,14 @@ async fn an_expired_approval_is_gone_with_its_turn_and_the_session_goes_on_from_
         "{body}"
     );
     assert_eq!(calls(&tools, "/book"), 0);
-    assert_eq!(fake.captured().len(), 4);
+    assert_eq!(fake.captured().len(), 5);
 }
 
 #[tokio::test]
 async fn without_a_session_a_call_that_needs_approval_is_answered_as_not_run() {
     let redis = RedisServer::start();
     let tools = ToolServer::start(&tools_routes()).await;
-    let (fake, rt) = desk(&redis, &tools, &[]).await;
+    let (fake, rt) = desk(&redis, &tools).await;
     fake.push([
         Script::Turn(Turn::tools(&[
             ("t1", "book", json!({"sign": "T3"})),
@@ -436,7 +441,7 @@ async fn a2a_client(sdk: Sdk, rt: &RuntimeUnderTest, actions: Value) -> Vec<Valu
 async fn a2a_decision(sdk: Sdk, decision: &str, first: &str) {
     let redis = RedisServer::start();
     let tools = ToolServer::start(&tools_routes()).await;
-    let (fake, rt) = desk(&redis, &tools, &[]).await;
+    let (fake, rt) = desk(&redis, &tools).await;
     fake.push([
         Script::Turn(Turn::tools(&[("t1", "book", json!({"sign": "T4"}))])),
         Script::Turn(Turn::text("Done as you decided.")),

@@ -30,6 +30,8 @@ mod ops;
 
 use std::time::Duration;
 
+// The bounds of `memory.approvalTimeoutSeconds` are the Agent API's.
+use agentry_crds::memory::{MAX_APPROVAL_TIMEOUT_SECONDS, MIN_APPROVAL_TIMEOUT_SECONDS};
 use agentry_crds::runtime_config::{AgentIdentity, MemoryConfig};
 
 pub use lease::Lease;
@@ -228,6 +230,12 @@ impl Sessions {
                 "memory.maxContextTokens must be at least {MIN_CONTEXT_TOKENS} (it is {n}): below that a summary and one turn do not fit; leave it out to never compact"
             )));
         }
+        let approval = memory.approval_timeout_seconds;
+        if !(MIN_APPROVAL_TIMEOUT_SECONDS..=MAX_APPROVAL_TIMEOUT_SECONDS).contains(&approval) {
+            return Err(StoreError::Setting(format!(
+                "memory.approvalTimeoutSeconds must be between {MIN_APPROVAL_TIMEOUT_SECONDS} and {MAX_APPROVAL_TIMEOUT_SECONDS} (it is {approval})"
+            )));
+        }
         if lease < Duration::from_millis(300) {
             return Err(StoreError::Setting(
                 "the session lease must be at least 0.3 seconds".into(),
@@ -245,17 +253,9 @@ impl Sessions {
             max_context_tokens: memory.max_context_tokens.map(u64::from),
             lease,
             pod,
-            approval_timeout: Options::DEFAULT_APPROVAL_TIMEOUT,
+            approval_timeout: Duration::from_secs(u64::from(approval)),
         };
         Ok(Self::new(store, &agent.namespace, &agent.name, options))
-    }
-}
-
-impl Sessions {
-    /// The same sessions, their turns waiting at most `timeout` for approval.
-    pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
-        self.options.approval_timeout = timeout;
-        self
     }
 }
 
@@ -293,6 +293,7 @@ mod tests {
             max_messages: 10,
             ca_pem: None,
             max_context_tokens: None,
+            approval_timeout_seconds: 3600,
         };
         let lease = Options::DEFAULT_LEASE;
         let build = |m: &MemoryConfig, env: Option<&str>| {
@@ -338,6 +339,18 @@ mod tests {
             ..memory.clone()
         };
         assert_eq!(build(&enough, Some("redis://h:1")), None);
+        for (seconds, refused) in [(9, true), (10, false), (604_800, false), (604_801, true)] {
+            let approval = MemoryConfig {
+                approval_timeout_seconds: seconds,
+                ..memory.clone()
+            };
+            let want = refused.then(|| {
+                format!(
+                    "memory.approvalTimeoutSeconds must be between 10 and 604800 (it is {seconds})"
+                )
+            });
+            assert_eq!(build(&approval, Some("redis://h:1")), want, "{seconds}");
+        }
         assert_eq!(build(&memory, Some("redis://h:1")), None);
     }
 

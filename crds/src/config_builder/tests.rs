@@ -259,9 +259,30 @@ fn memory_names_the_url_variable_never_the_secret_and_applies_its_defaults() {
             max_messages: 40,
             ca_pem: None,
             max_context_tokens: Some(150_000),
+            approval_timeout_seconds: 3_600,
         })
     );
     assert!(!c.to_json().contains("weather-store"), "{}", c.to_json());
+}
+
+#[test]
+fn memory_approval_timeout_reaches_the_runtime_config_and_defaults_to_an_hour() {
+    let with = |extra: &str| {
+        let yaml = format!(
+            "{WEATHER}  memory:\n    url: {{secretKeyRef: {{name: weather-store, key: url}}}}\n{extra}"
+        );
+        runtime_config(
+            "weather",
+            "demo",
+            &spec(&yaml),
+            "p",
+            &OpenApiOperations::new(),
+        )
+        .memory
+        .map(|m| m.approval_timeout_seconds)
+    };
+    assert_eq!(with("    approvalTimeoutSeconds: 900\n"), Some(900));
+    assert_eq!(with(""), Some(3_600));
 }
 
 #[test]

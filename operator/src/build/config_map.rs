@@ -48,7 +48,7 @@ mod tests {
     fn memory_reaches_the_config_as_the_url_variable_with_its_settings_and_no_secret_name() {
         let yaml = format!(
             "{WEATHER}  memory:\n    url: {{secretKeyRef: {{name: weather-store, key: url}}}}\n    \
-             ttlSeconds: 3600\n    maxMessages: 50\n    caPem: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"\n"
+             ttlSeconds: 3600\n    maxMessages: 50\n    approvalTimeoutSeconds: 900\n    caPem: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"\n"
         );
         let a = validated(&yaml);
         let cm = config_map(
@@ -63,12 +63,17 @@ mod tests {
                 "urlFromEnv": "AGENTRY_MEMORY_URL",
                 "ttlSeconds": 3600,
                 "maxMessages": 50,
+                "approvalTimeoutSeconds": 900,
                 "caPem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
             })
         );
         assert!(!text.contains("weather-store"), "{text}");
         let parsed = RuntimeConfig::from_json(text).unwrap();
-        assert_eq!(parsed.memory.unwrap().ttl_seconds, 3600);
+        let memory = parsed.memory.unwrap();
+        assert_eq!(
+            (memory.ttl_seconds, memory.approval_timeout_seconds),
+            (3600, 900)
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn config(tools_url: &str, kind: Kind, in_flight: usize, memory: bool) -> Runtim
             max_messages: 500,
             ca_pem: None,
             max_context_tokens: None,
+            approval_timeout_seconds: 3600,
         }),
     }
 }

@@ -22,6 +22,7 @@ pub fn memory(ttl_seconds: u32, max_messages: u32) -> MemoryConfig {
         max_messages,
         ca_pem: None,
         max_context_tokens: None,
+        approval_timeout_seconds: 3600,
     }
 }
 
