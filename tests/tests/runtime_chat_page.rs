@@ -4,19 +4,24 @@
 //! scripting the model and a slow http tool: messages typed and sent through the page, the
 //! answer streamed in, the tool call shown with its status and duration, follow-ups carrying the
 //! earlier turns (checked on what reached the model), errors and a limit stop shown, a
-//! screenshot taken.
+//! screenshot taken. With memory (a real redis-server), the conversation is a session: tool
+//! calls that need approval approved and denied with the page's buttons, and a reload bringing
+//! the conversation back, a call still waiting included (`tests/js/chat_page_sessions.js`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/runtime_fixtures.rs"]
 mod fixtures;
+#[path = "support/session_fixtures.rs"]
+mod sessions;
 
 use std::time::Duration;
 
-use agentry_tests::bedrock::{Block, Captured, Script, Turn};
+use agentry_tests::bedrock::{Block, Captured, FakeBedrock, Script, Turn};
 use agentry_tests::node::{self, NodeModules};
-use agentry_tests::runtime::ToolBehaviour;
-use fixtures::{limits, setup, song};
+use agentry_tests::redis::RedisServer;
+use agentry_tests::runtime::{self, ToolBehaviour, ToolServer};
+use fixtures::{config, http_tool, limits, setup, song};
 use serde_json::{Value, json};
 
 const ANSWER: &str = "The most popular song on WZPZ is Elemental Hotel by 8 Storey Hike.";
@@ -329,4 +334,227 @@ async fn a_conversation_through_the_page_in_headless_chromium() {
         "a {}-byte screenshot shows little",
         png.len()
     );
+}
+
+/// Every text block of a Converse request's messages, in order.
+fn texts(c: &Captured) -> Vec<String> {
+    c.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().unwrap().iter())
+        .filter_map(|b| b["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The tool results of a Converse request's last message: (id, status, text).
+fn results(c: &Captured) -> Vec<(String, String, String)> {
+    let last = c.body["messages"].as_array().unwrap().last().unwrap();
+    last["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let r = &b["toolResult"];
+            (
+                r["toolUseId"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap_or("success").to_string(),
+                r["content"][0]["text"]
+                    .as_str()
+                    .map_or_else(|| r["content"][0]["json"].to_string(), str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_memory_the_page_keeps_a_session_and_asks_for_approval_with_buttons() {
+    let chromium = node::chromium().unwrap_or_else(|e| panic!("{e}"));
+    let modules = tokio::task::spawn_blocking(|| NodeModules::ensure("browser"))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the browser test packages: {e}"));
+    let redis = RedisServer::start();
+    let tools =
+        ToolServer::start(&[("/book", ToolBehaviour::Json(json!({"booked": "table 4"})))]).await;
+    let fake = FakeBedrock::start().await.unwrap();
+    let mut book = http_tool("book", tools.url("/book"), 5);
+    book.approval_required = true;
+    let mut cfg = config(vec![book], limits());
+    cfg.memory = Some(sessions::memory(600, 100));
+    let rt = runtime::start(cfg, &fake, sessions::env(&redis.url())).await;
+    fake.push([
+        Script::Turn(Turn::tools(&[("t1", "book", json!({"sign": "T4"}))])),
+        Script::Turn(Turn::text("Your table is booked.")),
+        Script::Turn(Turn::tools(&[("t2", "book", json!({"sign": "T5"}))])),
+        Script::Turn(Turn::text("I will not book it.")),
+        Script::Turn(Turn::text("We booked one table.")),
+        Script::Turn(Turn::tools(&[("t3", "book", json!({"sign": "T6"}))])),
+        Script::Turn(Turn::text("Booked again.")),
+        Script::Turn(Turn::text("Hello, stranger.")),
+    ]);
+    let questions = [
+        "Book a table for two.",
+        "Book another one.",
+        "What did we do?",
+        "Book one more.",
+        "Hello?",
+    ];
+    let reason = "Not tonight.";
+    let screenshot = std::env::temp_dir().join(format!(
+        "agentry-chat-page-approvals-{}.png",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&screenshot);
+    let spec = json!({
+        "url": format!("{}/", rt.url),
+        "chromium": chromium,
+        "screenshot": screenshot,
+        "questions": questions,
+        "reason": reason,
+        "timeoutMs": 15000,
+    });
+    let script = node::js_dir().join("chat_page_sessions.js");
+    let seen = node::run_json(modules.command(&script), &spec, Duration::from_secs(120)).await;
+    assert!(
+        seen.get("failed").is_none(),
+        "the browser script failed: {seen:#}"
+    );
+    assert_eq!(seen["pageErrors"], json!([]), "{seen}");
+    assert!(
+        !strings(&seen["console"])
+            .iter()
+            .any(|m| m.contains("Content Security Policy")),
+        "{seen}"
+    );
+    assert_eq!(seen["memory"], "on");
+    assert!(
+        seen["kept"].as_str().unwrap().contains("keeps it"),
+        "{seen}"
+    );
+
+    // The waiting call is shown with its input; sending is off until it is decided.
+    let asked = &seen["asked"];
+    assert_eq!(
+        asked["approvals"],
+        json!([{"name": "book", "id": "t1", "input": "{\n  \"sign\": \"T4\"\n}"}]),
+        "{seen}"
+    );
+    assert!(
+        strings(&asked["meta"])[0].starts_with("approval_required · 1 model call(s)"),
+        "{seen}"
+    );
+    assert_eq!(seen["waiting"]["sendDisabled"], true, "{seen}");
+    assert_eq!(seen["waiting"]["focused"], "approve", "{seen}");
+    assert_eq!(
+        seen["waiting"]["status"],
+        "Waiting for your decision on book."
+    );
+    // Approved: the call ran once and the turn went on to the answer.
+    assert_eq!(
+        seen["approved"]["tools"],
+        json!([{"name": "book", "status": "success"}]),
+        "{seen}"
+    );
+    assert_eq!(
+        strings(&seen["approved"]["texts"]),
+        ["Your table is booked."]
+    );
+    assert_eq!(seen["afterApproval"]["sendDisabled"], false, "{seen}");
+    // Denied: the model read the reason, the tool never saw the call.
+    assert_eq!(strings(&seen["denied"]["texts"]), ["I will not book it."]);
+    assert_eq!(
+        strings(&seen["decisions"]),
+        ["Approved.", &format!("Denied: {reason}")]
+    );
+    // The reload brought the text of the conversation back from the session.
+    let restored = &seen["restored"];
+    assert_eq!(strings(&restored["user"]), &questions[..3], "{seen}");
+    assert_eq!(
+        strings(&restored["agent"]),
+        [
+            "Your table is booked.",
+            "I will not book it.",
+            "We booked one table."
+        ]
+    );
+    assert_eq!(restored["status"], "Conversation restored (3 turn(s)).");
+    // A call waiting across a reload, decided on the restored page.
+    assert_eq!(seen["waitingAfterReload"]["sendDisabled"], true, "{seen}");
+    // The waiting turn joins the messages when it ends: its calls stand for it meanwhile.
+    assert_eq!(strings(&seen["restoredWaiting"]["user"]), &questions[..3]);
+    assert_eq!(seen["restoredWaiting"]["approvals"], 1);
+    assert_eq!(
+        seen["approvedAfterReload"]["tools"],
+        json!([{"name": "book", "status": "success"}]),
+        "{seen}"
+    );
+    assert_eq!(
+        strings(&seen["approvedAfterReload"]["texts"]),
+        ["Booked again."]
+    );
+    let (before, after) = (
+        strings(&seen["sessions"]["before"]),
+        strings(&seen["sessions"]["after"]),
+    );
+    assert_eq!((before.len(), after.len()), (1, 1), "{seen}");
+    assert_ne!(before, after, "a new conversation is a new session");
+    assert!(before[0].starts_with("chat-") && before[0].len() == 37);
+
+    // What reached the model and the tool.
+    let c = fake.captured();
+    assert_eq!(c.len(), 8, "{c:#?}");
+    assert_eq!(texts(&c[0]), [questions[0]]);
+    assert_eq!(
+        results(&c[1]),
+        [(
+            "t1".into(),
+            "success".into(),
+            r#"{"booked":"table 4"}"#.into()
+        )]
+    );
+    assert_eq!(
+        results(&c[3]),
+        [(
+            "t2".into(),
+            "error".into(),
+            format!("a person denied this call to tool book; it was not run. Reason: {reason}")
+        )]
+    );
+    assert_eq!(
+        texts(&c[4]),
+        [
+            questions[0],
+            "Your table is booked.",
+            questions[1],
+            "I will not book it.",
+            questions[2]
+        ]
+    );
+    assert_eq!(results(&c[6])[0].0, "t3");
+    assert_eq!(texts(&c[7]), [questions[4]], "the new conversation");
+    let booked: Vec<Value> = tools.seen().iter().map(|r| r.body.clone()).collect();
+    assert_eq!(booked, [json!({"sign": "T4"}), json!({"sign": "T6"})]);
+
+    // The store holds the first conversation, whole.
+    let (status, held, _) = sessions::send(
+        reqwest::Method::GET,
+        format!("{}/v1/sessions/{}", rt.url, before[0]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(
+        (&held["turns"], &held["pendingApproval"]),
+        (&json!(4), &Value::Null)
+    );
+
+    let png =
+        std::fs::read(&screenshot).unwrap_or_else(|e| panic!("{}: {e}", screenshot.display()));
+    println!(
+        "chat page screenshot with approvals: {} ({} bytes)",
+        screenshot.display(),
+        png.len()
+    );
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000);
 }

@@ -1,6 +1,10 @@
 //! `GET /`: a chat page for trying the Agent in a browser (`kubectl port-forward` and open
 //! it). One self-contained document (`page.html`, inline CSS and JS, no external assets) that
-//! speaks `POST /v1/invoke` with Server-Sent Events. The Agent's name and model are written
+//! speaks `POST /v1/invoke` with Server-Sent Events. With memory the conversation is a session
+//! (its id kept in the tab's `sessionStorage`, restored after a reload with `GET
+//! /v1/sessions/{id}`), and a turn that stops with `approval_required` shows Approve and Deny
+//! buttons for each waiting call, whose decisions go to `POST /v1/sessions/{id}/approvals`;
+//! without, the page keeps the conversation and sends it each time. The Agent's name and model are written
 //! into it HTML-escaped; its Content-Security-Policy allows exactly its own inline script and
 //! style by their SHA-256 hashes (no `unsafe-inline`, no nonce to generate) and connections to
 //! this origin only.
@@ -62,15 +66,32 @@ fn escape_html(s: &str) -> String {
 
 /// The page for an Agent. The placeholders sit outside the script and the style, so the hashes
 /// in [`CSP`] hold whatever the name.
-fn render(agent: &str, model: &str) -> String {
+fn render(agent: &str, model: &str, memory: bool) -> String {
+    let (flag, kept) = if memory {
+        (
+            "on",
+            "The Agent keeps this conversation (a session): reloading the page keeps it.",
+        )
+    } else {
+        (
+            "off",
+            "This page keeps the conversation: reloading the page forgets it.",
+        )
+    };
     TEMPLATE
         .replace("{{AGENT_NAME}}", &escape_html(agent))
         .replace("{{MODEL_ID}}", &escape_html(model))
+        .replace("{{MEMORY}}", flag)
+        .replace("{{KEPT}}", kept)
 }
 
 /// The handler.
 pub async fn handler(State(s): State<AppState>) -> Response {
-    let html = render(&s.rt.config.agent.name, &s.rt.config.model.id);
+    let html = render(
+        &s.rt.config.agent.name,
+        &s.rt.config.model.id,
+        s.rt.sessions.is_some(),
+    );
     let mut r = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&CSP) {
@@ -120,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_agent_name_is_escaped_and_the_script_keeps_its_hash() {
-        let page = render("<b>x</b>&\"'", "m<1>");
+        let page = render("<b>x</b>&\"'", "m<1>", true);
         assert!(
             page.contains("&lt;b&gt;x&lt;/b&gt;&amp;&quot;&#39;"),
             "{page}"
@@ -130,5 +151,16 @@ mod tests {
         assert_eq!(csp(&page), *CSP);
         assert!(!inline(TEMPLATE, "script").contains("{{"));
         assert!(!inline(TEMPLATE, "style").contains("{{"));
+        assert!(!page.contains("{{"), "a placeholder is left: {page}");
+    }
+
+    #[test]
+    fn the_page_says_who_keeps_the_conversation() {
+        let with = render("a", "m", true);
+        assert!(with.contains(r#"<body data-memory="on">"#));
+        assert!(with.contains("reloading the page keeps it"));
+        let without = render("a", "m", false);
+        assert!(without.contains(r#"<body data-memory="off">"#));
+        assert!(without.contains("reloading the page forgets it"));
     }
 }
