@@ -73,7 +73,7 @@ pub struct Memory {
     /// How long a turn stopped for approval of its tool calls (`tools[].approval: Required`)
     /// waits for the decisions; after it the turn is dropped, none of its calls run, and
     /// decisions are refused as expired. 10 to 604800 (a week), at most `ttlSeconds`.
-    /// Default 3600 (an hour).
+    /// Default 3600 (an hour), or `ttlSeconds` when that is shorter (but at least 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 604800))]
     pub approval_timeout_seconds: Option<i32>,
@@ -126,14 +126,20 @@ impl Memory {
             .map(|v| u32::try_from(v).unwrap_or(0))
     }
 
-    /// `approvalTimeoutSeconds` with its default applied. A value that bypassed the schema is
-    /// passed on as it is (a negative one as 0), so the runtime refuses to start naming the
-    /// field rather than waiting for a time nobody asked for.
+    /// `approvalTimeoutSeconds` with its default applied: an hour, or `ttlSeconds` when the
+    /// session lives less (never below the least timeout), so an unset timeout never outlives
+    /// the session. A value that bypassed the schema is passed on as it is (a negative one as
+    /// 0), so the runtime refuses to start naming the field rather than waiting for a time
+    /// nobody asked for.
     pub fn effective_approval_timeout_seconds(&self) -> u32 {
-        self.approval_timeout_seconds
-            .map_or(DEFAULT_APPROVAL_TIMEOUT_SECONDS, |v| {
-                u32::try_from(v).unwrap_or(0)
-            })
+        self.approval_timeout_seconds.map_or_else(
+            || {
+                DEFAULT_APPROVAL_TIMEOUT_SECONDS
+                    .min(self.effective_ttl_seconds())
+                    .max(MIN_APPROVAL_TIMEOUT_SECONDS)
+            },
+            |v| u32::try_from(v).unwrap_or(0),
+        )
     }
 }
 
@@ -203,6 +209,19 @@ mod tests {
         // Past the schema: the runtime's own range check must see it and refuse.
         let m = memory("url: {secretKeyRef: {name: s, key: u}}\napprovalTimeoutSeconds: -5");
         assert_eq!(m.effective_approval_timeout_seconds(), 0);
+    }
+
+    #[test]
+    fn an_unset_approval_timeout_never_outlives_a_shorter_session() {
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\nttlSeconds: 900");
+        assert_eq!(m.effective_approval_timeout_seconds(), 900);
+        // Not below the least the runtime takes, however short the session.
+        let m = memory("url: {secretKeyRef: {name: s, key: u}}\nttlSeconds: 3");
+        assert_eq!(m.effective_approval_timeout_seconds(), 10);
+        let m = memory(
+            "url: {secretKeyRef: {name: s, key: u}}\nttlSeconds: 900\napprovalTimeoutSeconds: 60",
+        );
+        assert_eq!(m.effective_approval_timeout_seconds(), 60);
     }
 
     #[test]

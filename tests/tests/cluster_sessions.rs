@@ -138,6 +138,18 @@ async fn memory_that_cannot_work_is_refused_naming_the_fix_and_a_valid_one_is_ke
         "{message}"
     );
 
+    // The session would expire before the approval does.
+    let outlived = agent(
+        "outlived",
+        json!({"url": url, "ttlSeconds": 600, "approvalTimeoutSeconds": 900}),
+        None,
+    );
+    let message = refusal(&client, &ns.name, &outlived).await;
+    assert!(
+        message.contains("memory.approvalTimeoutSeconds is longer than memory.ttlSeconds"),
+        "{message}"
+    );
+
     // Another name in spec.env is the user's own; defaults stay out of the stored spec.
     let ok = agent(
         "ok",
@@ -208,7 +220,8 @@ async fn an_agent_with_memory_runs_a_runtime_that_keeps_its_sessions_in_the_stor
         .await
         .expect("the Secret");
     let memory = json!({"url": {"secretKeyRef": {"name": "desk-store", "key": "url"}},
-        "ttlSeconds": 3600, "maxMessages": 4, "maxContextTokens": 150000});
+        "ttlSeconds": 3600, "maxMessages": 4, "maxContextTokens": 150000,
+        "approvalTimeoutSeconds": 1200});
     cluster::apply_document(&client, &n, &agent("desk", memory, None))
         .await
         .expect("the Agent");
@@ -229,7 +242,7 @@ async fn an_agent_with_memory_runs_a_runtime_that_keeps_its_sessions_in_the_stor
     assert_eq!(
         config["memory"],
         json!({"urlFromEnv": "AGENTRY_MEMORY_URL", "ttlSeconds": 3600, "maxMessages": 4,
-            "maxContextTokens": 150000})
+            "maxContextTokens": 150000, "approvalTimeoutSeconds": 1200})
     );
     assert!(
         !text.contains("s3cret") && !text.contains("desk-store"),
