@@ -17,6 +17,9 @@
 //!                     # BENCH_BEFORE_BIN=<an older agentry-runtime> adds it as the baseline
 //! cargo run --release -p agentry-tests --bin bench-runtime -- sessions [0 16 8000 json]
 //!                     # /v1/invoke without and with a session (a local redis-server)
+//! BENCH_ROUNDS=5 BENCH_PROTOCOLS=invoke,a2a cargo run --release -p agentry-tests --bin bench-runtime -- protocols
+//!                     # any comparison N times over, alternating the order: medians and the
+//!                     # per-round ratios (CPU time on a shared machine varies by 10 % or more)
 //! BENCH_CALLGRIND=1 cargo run --release -p agentry-tests --bin bench-runtime -- protocols 0 4 2000 json
 //!                     # each runtime under valgrind's callgrind: instructions per invocation
 //!                     # (repeatable to 0.1 % whatever else runs), and their ratios
@@ -356,29 +359,82 @@ async fn compare(setup: &Setup, s: &Scenario, variants: &[(&str, Kind, Protocol)
     println!("{}", drive::HEADER);
     let only = std::env::var(only_var).unwrap_or_default();
     let chosen = |n: &str| only.is_empty() || only.split(',').any(|o| o.trim() == n);
+    let chosen: Vec<_> = variants.iter().filter(|v| chosen(v.0)).collect();
+    // BENCH_ROUNDS=N runs the variants N times, every other round in reverse order, so a drift
+    // of the machine (or the first run's warm-up) falls on each alike; the medians follow.
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, 20);
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); chosen.len()];
     let mut baseline = None;
-    for (name, kind, protocol) in variants.iter().filter(|v| chosen(v.0)) {
-        let side = setup.run_runtime(s, *kind, *protocol).await;
-        println!("{}", drive::row(s, &format!("runtime, {name}"), &side));
-        let ir = side.instructions_per_invocation;
-        let (base_name, base, base_ir) = *baseline.get_or_insert((*name, side.cpu_s_per_1000, ir));
-        if let Some(ir) = ir {
-            println!(
-                "|  |  |  | {name}: {ir:.0} instructions per invocation (callgrind) | | | | | | | | |"
-            );
-        }
-        if *name != base_name {
-            println!(
-                "|  |  |  | {name} / {base_name} | | | | | | | {:.2}x ({:+.3} ms per invocation) | |",
-                side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
-                side.cpu_s_per_1000 - base
-            );
-            if let (Some(ir), Some(base_ir)) = (ir, base_ir) {
+    for round in 0..rounds {
+        let order: Vec<usize> = if round.is_multiple_of(2) {
+            (0..chosen.len()).collect()
+        } else {
+            (0..chosen.len()).rev().collect()
+        };
+        for i in order {
+            let (name, kind, protocol) = *chosen[i];
+            let side = setup.run_runtime(s, kind, protocol).await;
+            println!("{}", drive::row(s, &format!("runtime, {name}"), &side));
+            cpu[i].push(side.cpu_s_per_1000);
+            if rounds > 1 {
+                continue;
+            }
+            let ir = side.instructions_per_invocation;
+            let (base_name, base, base_ir) =
+                *baseline.get_or_insert((name, side.cpu_s_per_1000, ir));
+            if let Some(ir) = ir {
                 println!(
-                    "|  |  |  | {name} / {base_name}, instructions | | | | | | | {:.3}x | |",
-                    ir / base_ir.max(1.0)
+                    "|  |  |  | {name}: {ir:.0} instructions per invocation (callgrind) | | | | | | | | |"
                 );
             }
+            if name != base_name {
+                println!(
+                    "|  |  |  | {name} / {base_name} | | | | | | | {:.2}x ({:+.3} ms per invocation) | |",
+                    side.cpu_s_per_1000 / base.max(f64::MIN_POSITIVE),
+                    side.cpu_s_per_1000 - base
+                );
+                if let (Some(ir), Some(base_ir)) = (ir, base_ir) {
+                    println!(
+                        "|  |  |  | {name} / {base_name}, instructions | | | | | | | {:.3}x | |",
+                        ir / base_ir.max(1.0)
+                    );
+                }
+            }
+        }
+    }
+    if rounds > 1 {
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            let m = v.len() / 2;
+            if v.len().is_multiple_of(2) {
+                f64::midpoint(v[m - 1], v[m])
+            } else {
+                v[m]
+            }
+        };
+        let base = median(&cpu[0]);
+        for (i, (name, _, _)) in chosen.iter().enumerate() {
+            // Each round's ratio to the first variant's run of the same round.
+            let ratios: Vec<f64> = cpu[i]
+                .iter()
+                .zip(&cpu[0])
+                .map(|(c, b)| c / b.max(f64::MIN_POSITIVE))
+                .collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            println!(
+                "| {} rounds | | | {name}: median CPU s / 1,000 | | | | | | | {:.3} ({:.3}x of {}; per round {lo:.2}x to {hi:.2}x) | |",
+                rounds,
+                median(&cpu[i]),
+                median(&cpu[i]) / base.max(f64::MIN_POSITIVE),
+                chosen[0].0,
+            );
         }
     }
 }
