@@ -380,3 +380,43 @@ async fn a_message_sent_to_return_immediately_answers_submitted_and_its_task_com
         json!([{"kind": "text", "text": ANSWER}])
     );
 }
+
+#[tokio::test]
+async fn a_blocking_message_whose_client_goes_away_still_runs_its_task_to_the_end() {
+    let (fake, tools, rt) = setup().await;
+    fake.push([
+        Script::Delay(
+            Duration::from_millis(800),
+            Box::new(Script::Turn(Turn::tools(&[(
+                "t1",
+                "top_song",
+                json!({"sign": "WZPZ"}),
+            )]))),
+        ),
+        Script::Turn(Turn::text(ANSWER)),
+    ]);
+    let send = json!({"jsonrpc": "2.0", "id": "s", "method": "message/send", "params": {
+        "message": {"messageId": "m1", "role": "user", "kind": "message",
+                    "parts": [{"kind": "text", "text": QUESTION}]}}});
+    // The client gives up while the model still thinks, closing its connection.
+    let gone = reqwest::Client::new()
+        .post(format!("{}/", rt.url))
+        .header("content-type", "application/json")
+        .body(send.to_string())
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gone.is_err(), "answered before the model did: {gone:?}");
+    let done = r#"agentry_runtime_invocations_total{protocol="a2a",outcome="end_turn"} 1"#;
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = metrics(&rt).await;
+        if m.contains(done) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(m.contains(done), "the task did not run to its end: {m}");
+    assert_eq!(fake.captured().len(), 2, "both model calls were made");
+    assert_eq!(tools.seen().len(), 1, "the tool ran once");
+}

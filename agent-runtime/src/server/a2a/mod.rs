@@ -339,10 +339,12 @@ async fn send(
         depth,
         deadline: crate::invoke::deadline(&s.rt.config, caller_ms),
     };
-    let mut updates = run::start(s, store, task.clone(), job, stream);
+    let (running, mut updates) = run::start(s, store, task.clone(), job, stream);
     let mut response = if stream {
+        running.detach();
         stream_response(id, version, task, updates)
     } else if p.blocking {
+        running.finish().await;
         let mut last = task;
         while let Some(t) = updates.recv().await {
             last = t;
@@ -352,6 +354,7 @@ async fn send(
             wire::send_result(version, &last, p.history_length),
         ))
     } else {
+        running.detach();
         answer(wire::result(
             &id,
             wire::send_result(version, &task, p.history_length),

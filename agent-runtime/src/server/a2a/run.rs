@@ -1,10 +1,15 @@
-//! Runs one A2A task: the invocation in its own tokio task, which owns the [`Invocation`]
-//! guard (slot, metrics, access log), so a task outlives the request that started it — a
-//! client that goes away can still fetch it with `tasks/get`; only `tasks/cancel` (or the
-//! invocation's own deadline) stops it. Cancelling drops the loop's future, which cancels its
-//! model and tool calls. On a session, the turn is saved before the task completes; a
-//! cancelled task gives the session back unchanged.
+//! Runs one A2A task: the invocation as a future of its own ([`Running`]), which owns the
+//! [`Invocation`] guard (slot, metrics, access log), so a task outlives the request that
+//! started it — a client that goes away can still fetch it with `tasks/get`; only
+//! `tasks/cancel` (or the invocation's own deadline) stops it. A blocking `message/send` runs
+//! it in its own request, as `/v1/invoke` runs its loop (no second tokio task, no wake-up
+//! across threads at the end), and hands the rest to a task of its own if the client goes away
+//! first; a stream or a non-blocking send starts it on a task of its own. Cancelling drops the
+//! loop's future, which cancels its model and tool calls. On a session, the turn is saved
+//! before the task completes; a cancelled task gives the session back unchanged.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,16 +72,49 @@ fn ended(task: &mut Task, outcome: &Outcome) {
     }
 }
 
-/// Starts `task` (submitted, in the store from now on): returns a receiver of the task as it
-/// changes (working, then its final state; only the final state when `progress` is false, so
-/// a blocking send is woken once); it closes once the task has ended.
+/// A task's invocation, to be run to its end: here ([`Running::finish`]) or on a tokio task of
+/// its own ([`Running::detach`]). Dropped before its end, it goes on on a task of its own.
+pub struct Running(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Running {
+    /// Runs it on a task of its own.
+    pub fn detach(mut self) {
+        if let Some(run) = self.0.take() {
+            tokio::spawn(run);
+        }
+    }
+
+    /// Runs it to its end in the caller's task. Should the caller be dropped first (its client
+    /// went away), the rest runs on a task of its own.
+    pub async fn finish(mut self) {
+        if let Some(run) = self.0.as_mut() {
+            run.await;
+        }
+        self.0 = None;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(run);
+        }
+    }
+}
+
+/// Prepares `task` (submitted, in the store from now on): returns its invocation, which
+/// nothing runs until the caller says where ([`Running`]), and a receiver of the task as it
+/// changes (working, then its final state; only the final state when `progress` is false); the
+/// receiver closes once the task has ended.
 pub fn start(
     s: &AppState,
     store: &Arc<Store>,
     task: Task,
     job: Job,
     progress: bool,
-) -> mpsc::UnboundedReceiver<Task> {
+) -> (Running, mpsc::UnboundedReceiver<Task>) {
     let (cancel_tx, cancel_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
     store.insert(task.clone(), cancel_tx);
@@ -89,7 +127,7 @@ pub fn start(
         depth,
         deadline,
     } = job;
-    tokio::spawn(async move {
+    let run = async move {
         if let Some(t) = store.update(&task.id, |t| t.state = State::Working)
             && progress
         {
@@ -124,8 +162,8 @@ pub fn start(
         if let Some(t) = finished {
             let _ = tx.send(t);
         }
-    });
-    rx
+    };
+    (Running(Some(Box::pin(run))), rx)
 }
 
 #[cfg(test)]
