@@ -429,11 +429,12 @@ async fn compare(setup: &Setup, s: &Scenario, variants: &[(&str, Kind, Protocol)
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
             println!(
-                "| {} rounds | | | {name}: median CPU s / 1,000 | | | | | | | {:.3} ({:.3}x of {}; per round {lo:.2}x to {hi:.2}x) | |",
+                "| {} rounds | | | {name}: median CPU s / 1,000 | | | | | | | {:.3} ({:.3}x of {}; per round {lo:.2}x to {hi:.2}x, median {:.3}x) | |",
                 rounds,
                 median(&cpu[i]),
                 median(&cpu[i]) / base.max(f64::MIN_POSITIVE),
                 chosen[0].0,
+                median(&ratios),
             );
         }
     }
