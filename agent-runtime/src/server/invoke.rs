@@ -181,17 +181,15 @@ async fn run(
     events: Option<UnboundedSender<invoke::Event>>,
     progress: &Progress,
 ) -> Ran {
-    // Boxed, each path: inline, the handler's future would be as large as both together (and
-    // everything the session path holds), about 45 KB per invocation in flight.
     match held {
         None => (
-            Ok(Box::pin(invoke::invoke(rt, request, events, progress)).await),
+            Ok(invoke::invoke(rt, request, events, progress).await),
             None,
             None,
         ),
         Some(h) => {
             let id = h.id().clone();
-            let (outcome, report) = Box::pin(h.run(rt, request, events, progress)).await;
+            let (outcome, report) = h.run(rt, request, events, progress).await;
             (outcome, Some(id), report)
         }
     }
