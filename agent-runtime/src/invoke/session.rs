@@ -62,9 +62,11 @@ pub async fn run_maybe(
     events: Option<UnboundedSender<Event>>,
     progress: &Progress,
 ) -> Outcome {
+    // Each path boxed, so a stateless invocation holds only what it needs, not the larger
+    // session path's state as well.
     match held {
-        Some(h) => h.run(rt, req, events, progress).await.0,
-        None => Ok(super::invoke(rt, req, events, progress).await),
+        Some(h) => Box::pin(h.run(rt, req, events, progress)).await.0,
+        None => Ok(Box::pin(super::invoke(rt, req, events, progress)).await),
     }
 }
 

@@ -181,15 +181,17 @@ async fn run(
     events: Option<UnboundedSender<invoke::Event>>,
     progress: &Progress,
 ) -> Ran {
+    // Each path boxed: inline, the handler's future (which axum boxes per request) would be as
+    // large as the larger of the two, the session path with all it holds, for every invocation.
     match held {
         None => (
-            Ok(invoke::invoke(rt, request, events, progress).await),
+            Ok(Box::pin(invoke::invoke(rt, request, events, progress)).await),
             None,
             None,
         ),
         Some(h) => {
             let id = h.id().clone();
-            let (outcome, report) = h.run(rt, request, events, progress).await;
+            let (outcome, report) = Box::pin(h.run(rt, request, events, progress)).await;
             (outcome, Some(id), report)
         }
     }
@@ -304,4 +306,18 @@ fn stream_response(
         Some((Ok(sse::frame(buf)), (rx, None, guard)))
     });
     sse::response(Body::from_stream(frames))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_handlers_future_holds_no_invocation_inline() {
+        // The invocation's state is boxed, sized to its path: about 10 KB stateless, 40 KB on a
+        // session. Held inline, the larger would be in every request's future.
+        let size = super::super::future_size(&super::handler);
+        assert!(
+            size <= 8192,
+            "the /v1/invoke handler's future is {size} bytes"
+        );
+    }
 }

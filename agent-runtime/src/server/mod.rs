@@ -32,6 +32,13 @@ pub mod page;
 pub mod sessions;
 mod sse;
 
+/// The size of the future `f` returns, without calling it: a handler's future is boxed by axum
+/// per request and lives as long as the request, so its size is memory per request in flight.
+#[cfg(test)]
+pub(crate) fn future_size<A, B, C, Fut: Future, F: FnOnce(A, B, C) -> Fut>(_: &F) -> usize {
+    size_of::<Fut>()
+}
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;

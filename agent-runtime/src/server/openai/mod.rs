@@ -398,3 +398,15 @@ async fn json_response(
     inv.finish(response.status().as_u16(), &outcome(&result));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_handlers_future_holds_no_invocation_inline() {
+        let size = super::super::future_size(&super::completions);
+        assert!(
+            size <= 8192,
+            "the chat completions handler's future is {size} bytes"
+        );
+    }
+}
