@@ -1,19 +1,24 @@
 """An A2A agent built with the official a2a-sdk server side, for the `a2a` tool's tests.
 
 With a2a-sdk 1.3.x it serves A2A 1.0 and 0.3 on one URL (like a current a2a-sdk agent); with
-0.3.x only 0.3 (like a kagent 0.10 agent). Arguments: PORT. It answers "echo: <text>" as an
+0.3.x only 0.3 (like a kagent 0.10 agent). It listens on a free loopback port it binds itself
+(no other process can take it between a choice and the bind) and says `LISTENING <port>` on
+stderr first. It answers "echo: <text>" as an
 artifact of a completed task, and fails the task (with a reason in its status message) when
 the text contains "fail". Each request's method and x-agentry-call-depth header are logged to
 stderr as `REQ <method> depth=<n>`.
 """
 
 import json
+import socket
 import sys
 
 import uvicorn
 from importlib.metadata import version
 
-PORT = int(sys.argv[1])
+SOCK = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+SOCK.bind(("127.0.0.1", 0))
+PORT = SOCK.getsockname()[1]
 BASE = f"http://127.0.0.1:{PORT}/"
 V1 = not version("a2a-sdk").startswith("0.")
 
@@ -117,4 +122,5 @@ class Log:
         return await self.app(scope, replay, send)
 
 
-uvicorn.run(Log(app), host="127.0.0.1", port=PORT, log_level="warning")
+print(f"LISTENING {PORT}", file=sys.stderr, flush=True)
+uvicorn.Server(uvicorn.Config(Log(app), log_level="warning")).run(sockets=[SOCK])
