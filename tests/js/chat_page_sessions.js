@@ -8,21 +8,16 @@
 // Bedrock imitation and the tool, and on the session in the store. Every wait is bounded.
 "use strict";
 const { chromium } = require("playwright-core");
+const { send, endedAnswer } = require("./page_driver");
 
 const spec = JSON.parse(process.argv[2]);
 const T = spec.timeoutMs;
 const q = spec.questions;
 const seen = { console: [], pageErrors: [] };
 
-async function send(page, text) {
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
-}
-
-// The nth answer once it has ended (its closing line or an error note), and what it shows.
+// What the nth answer shows once it has ended.
 async function answer(page, n) {
-  const box = page.locator(".turn.assistant").nth(n);
-  await box.locator(".meta, .note.error").first().waitFor();
+  const box = await endedAnswer(page, n);
   return {
     texts: await box.locator(".text").allTextContents(),
     tools: await box.locator("p.tool[data-status]").evaluateAll((rows) =>

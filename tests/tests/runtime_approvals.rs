@@ -73,26 +73,6 @@ async fn decide(base: &str, id: &str, body: Value) -> (u16, Value) {
     (s, b)
 }
 
-/// The tool results of a Converse request's last message: (id, status, text).
-fn results(request: &Value) -> Vec<(String, String, String)> {
-    let last = request["messages"].as_array().unwrap().last().unwrap();
-    last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            let r = &b["toolResult"];
-            (
-                r["toolUseId"].as_str().unwrap().to_string(),
-                r["status"].as_str().unwrap_or("success").to_string(),
-                r["content"][0]["text"]
-                    .as_str()
-                    .map_or_else(|| r["content"][0]["json"].to_string(), str::to_string),
-            )
-        })
-        .collect()
-}
-
 fn calls(tools: &ToolServer, path: &str) -> usize {
     tools.seen().iter().filter(|r| r.path == path).count()
 }

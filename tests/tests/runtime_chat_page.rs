@@ -347,26 +347,6 @@ fn texts(c: &Captured) -> Vec<String> {
         .collect()
 }
 
-/// The tool results of a Converse request's last message: (id, status, text).
-fn results(c: &Captured) -> Vec<(String, String, String)> {
-    let last = c.body["messages"].as_array().unwrap().last().unwrap();
-    last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            let r = &b["toolResult"];
-            (
-                r["toolUseId"].as_str().unwrap().to_string(),
-                r["status"].as_str().unwrap_or("success").to_string(),
-                r["content"][0]["text"]
-                    .as_str()
-                    .map_or_else(|| r["content"][0]["json"].to_string(), str::to_string),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_memory_the_page_keeps_a_session_and_asks_for_approval_with_buttons() {
     let chromium = node::chromium().unwrap_or_else(|e| panic!("{e}"));
@@ -506,7 +486,7 @@ async fn with_memory_the_page_keeps_a_session_and_asks_for_approval_with_buttons
     assert_eq!(c.len(), 8, "{c:#?}");
     assert_eq!(texts(&c[0]), [questions[0]]);
     assert_eq!(
-        results(&c[1]),
+        sessions::results(&c[1].body),
         [(
             "t1".into(),
             "success".into(),
@@ -514,7 +494,7 @@ async fn with_memory_the_page_keeps_a_session_and_asks_for_approval_with_buttons
         )]
     );
     assert_eq!(
-        results(&c[3]),
+        sessions::results(&c[3].body),
         [(
             "t2".into(),
             "error".into(),
@@ -531,7 +511,7 @@ async fn with_memory_the_page_keeps_a_session_and_asks_for_approval_with_buttons
             questions[2]
         ]
     );
-    assert_eq!(results(&c[6])[0].0, "t3");
+    assert_eq!(sessions::results(&c[6].body)[0].0, "t3");
     assert_eq!(texts(&c[7]), [questions[4]], "the new conversation");
     let booked: Vec<Value> = tools.seen().iter().map(|r| r.body.clone()).collect();
     assert_eq!(booked, [json!({"sign": "T4"}), json!({"sign": "T6"})]);

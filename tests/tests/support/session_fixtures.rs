@@ -126,6 +126,26 @@ pub fn texts(messages: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The tool results of a Converse request's last message: (id, status, text).
+pub fn results(request: &Value) -> Vec<(String, String, String)> {
+    let last = request["messages"].as_array().unwrap().last().unwrap();
+    last["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let r = &b["toolResult"];
+            (
+                r["toolUseId"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap_or("success").to_string(),
+                r["content"][0]["text"]
+                    .as_str()
+                    .map_or_else(|| r["content"][0]["json"].to_string(), str::to_string),
+            )
+        })
+        .collect()
+}
+
 /// Polls `f` every 50 ms until it is true, for at most `limit`.
 pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
     let start = Instant::now();
