@@ -104,7 +104,7 @@ pub async fn setup(
     (fake, tools, rt)
 }
 
-/// A runtime already told to stop, in a 15 s drain: every protocol must refuse new work with 503
+/// A runtime already told to stop, in a 300 s drain: every protocol must refuse new work with 503
 /// while it lasts. The imitation and tool server are returned so they outlive the test.
 pub async fn draining() -> (FakeBedrock, ToolServer, RuntimeUnderTest) {
     let fake = FakeBedrock::start().await.unwrap();
@@ -113,8 +113,11 @@ pub async fn draining() -> (FakeBedrock, ToolServer, RuntimeUnderTest) {
         vec![http_tool("top_song", tools.url("/top_song"), 2)],
         limits(),
     );
+    // Draining lasts past any test's end (the runtime stops with the test): a Python SDK's
+    // first call may wait for another test to make its virtual environment, which took over
+    // the 15 s this was on a busy machine.
     let options = agentry_runtime::ServeOptions {
-        drain_delay: std::time::Duration::from_secs(15),
+        drain_delay: std::time::Duration::from_secs(300),
         ..agentry_runtime::ServeOptions::default()
     };
     let max = agentry_runtime::bedrock::DEFAULT_MAX_REPLY_BYTES;
