@@ -56,26 +56,6 @@ async fn resume_streamed(base: &str, id: &str) -> (u16, Value, Vec<String>) {
     (status, done, names)
 }
 
-/// The tool results of a Converse request's last message: (id, status, text).
-fn results(request: &Value) -> Vec<(String, String, String)> {
-    let last = request["messages"].as_array().unwrap().last().unwrap();
-    last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            let r = &b["toolResult"];
-            (
-                r["toolUseId"].as_str().unwrap().to_string(),
-                r["status"].as_str().unwrap_or("success").to_string(),
-                r["content"][0]["text"]
-                    .as_str()
-                    .map_or_else(|| r["content"][0]["json"].to_string(), str::to_string),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_runtime_killed_mid_loop_is_resumed_on_another_without_running_any_tool_twice() {
     let redis = RedisServer::start();
