@@ -145,35 +145,7 @@ impl PyA2aServer {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/a2a_server.py");
         let args = [script.to_str().expect("utf-8 path")];
         let process = crate::process::Process::start("a2a-server", &venv.python, &args, &[]);
-        // It binds its own port and names it: a port chosen here and bound there could be
-        // taken in between by another test's server, which would then answer for this one.
-        let started = std::time::Instant::now();
-        let port = loop {
-            let named = process.log().lines().find_map(|l| {
-                l.strip_prefix("LISTENING ")
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-            });
-            if let Some(port) = named {
-                break port;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the A2A server did not start:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the A2A server did not start:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let port = process.listening_port(Duration::from_secs(30)).await;
         Self {
             url: format!("http://127.0.0.1:{port}/"),
             process,

@@ -45,24 +45,7 @@ impl OtlpReceiver {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/otlp_receiver.py");
         let args = [script.to_str().expect("utf-8 path")];
         let process = Process::start("otlp-receiver", &venv.python, &args, &[]);
-        // It binds a free port itself and says which, so no other test can take it first.
-        let start = Instant::now();
-        let port = loop {
-            if let Some(port) = process
-                .log()
-                .lines()
-                .find_map(|l| l.strip_prefix("LISTENING "))
-                .and_then(|p| p.trim().parse::<u16>().ok())
-            {
-                break port;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the OTLP receiver did not start:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let port = process.listening_port(Duration::from_secs(30)).await;
         Self { port, process }
     }
 

@@ -163,6 +163,39 @@ impl Process {
         false
     }
 
+    /// The port the process named with a `LISTENING <port>` line, once it accepts connections
+    /// on it. A server that binds its own port and names it cannot lose it to another test's
+    /// server between a port chosen here and its bind.
+    ///
+    /// # Panics
+    /// When neither happens within `timeout`; the message holds the process's log.
+    pub async fn listening_port(&self, timeout: Duration) -> u16 {
+        let start = Instant::now();
+        let mut named = None;
+        loop {
+            named = named.or_else(|| {
+                self.log().lines().find_map(|l| {
+                    l.strip_prefix("LISTENING ")
+                        .and_then(|p| p.trim().parse::<u16>().ok())
+                })
+            });
+            if let Some(port) = named
+                && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            {
+                return port;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not start listening within {timeout:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Whether the process is still running (it has not exited or been killed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
