@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::process::Process;
+use crate::process::{Process, free_port};
 use crate::python::Venv;
 
 /// The Python MCP SDK and everything it pulls in, pinned (mcp 2.3.0, the current release,
@@ -111,17 +111,6 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/mcp_server.py")
 }
 
-/// A free loopback port (bound and released; the server binds it next).
-///
-/// # Panics
-/// When no port can be bound.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// How to run the server.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -217,21 +206,7 @@ impl PyMcpServer {
             &extra,
         ];
         let process = Process::start("mcp-server", &venv.python, &args, &[]);
-        let start = Instant::now();
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            assert!(
-                start.elapsed() < START_TIMEOUT,
-                "the MCP server did not start in {START_TIMEOUT:?}:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        process.accepting(self.port, START_TIMEOUT).await;
         self.process = Some(process);
     }
 

@@ -7,6 +7,39 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// A loopback port free now, for a server a test starts (and may restart on the same port).
+///
+/// Taken below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`): a port the
+/// kernel hands out (`bind` to port 0) is also the kind it gives outgoing connections as their
+/// source port, so one could take it while a test's server is down for a restart (a CI
+/// failure: "port 40185 was taken during the restart"). Each call starts at a different port
+/// of the range; the port is checked free by binding it.
+///
+/// # Panics
+/// When no port of the range is free.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 10_000;
+    let below = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|lo| *lo > FIRST + 1_000)
+        .unwrap_or(32_768);
+    let span = below - FIRST;
+    // Spread over the range by process and call, so concurrent test binaries rarely meet.
+    let seed = std::process::id().wrapping_mul(7_919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + seed.wrapping_add(n.wrapping_mul(997)) % span;
+        let port = u16::try_from(port).expect("below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{below}")
+}
+
 /// Builds `bin` of `package` (debug profile) once per test process and returns its path.
 ///
 /// # Panics
@@ -171,29 +204,44 @@ impl Process {
     /// When neither happens within `timeout`; the message holds the process's log.
     pub async fn listening_port(&self, timeout: Duration) -> u16 {
         let start = Instant::now();
-        let mut named = None;
-        loop {
-            named = named.or_else(|| {
-                self.log().lines().find_map(|l| {
-                    l.strip_prefix("LISTENING ")
-                        .and_then(|p| p.trim().parse::<u16>().ok())
-                })
+        let port = loop {
+            let named = self.log().lines().find_map(|l| {
+                l.strip_prefix("LISTENING ")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
             });
-            if let Some(port) = named
-                && tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            {
-                return port;
+            if let Some(port) = named {
+                break port;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "{} did not start listening within {timeout:?}:\n{}",
-                self.name,
-                self.log()
-            );
+            self.assert_within(start, timeout);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.accepting(port, timeout.saturating_sub(start.elapsed()))
+            .await;
+        port
+    }
+
+    /// Waits until the process accepts connections on loopback `port`.
+    ///
+    /// # Panics
+    /// When it does not within `timeout`; the message holds the process's log.
+    pub async fn accepting(&self, port: u16, timeout: Duration) {
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            self.assert_within(start, timeout);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    fn assert_within(&self, start: Instant, timeout: Duration) {
+        assert!(
+            start.elapsed() < timeout,
+            "{} did not start listening within {timeout:?}:\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     /// Whether the process is still running (it has not exited or been killed).
@@ -258,4 +306,28 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     ticks as f64 / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_distinct_and_bindable() {
+        let lo: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .expect("the ephemeral range")
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("its first port");
+        let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for p in ports {
+            assert!((10_000..lo).contains(&p), "{p}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).expect("free");
+        }
+    }
 }

@@ -35,13 +35,6 @@ fn binary(name: &str) -> PathBuf {
         })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 impl RedisServer {
     /// Starts one on a free port.
     ///
@@ -68,7 +61,7 @@ impl RedisServer {
         // binds it: try a few.
         for _ in 0..5 {
             let mut s = Self {
-                port: free_port(),
+                port: crate::process::free_port(),
                 dir: dir.clone(),
                 extra: extra.iter().map(|a| a.to_string()).collect(),
                 pki: None,

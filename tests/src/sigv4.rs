@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -60,7 +60,7 @@ impl SigV4Verifier {
     /// When it does not accept connections within 30 s.
     pub async fn start(service: &str, region: &str, keys: &[Key]) -> Self {
         let venv = tokio::task::spawn_blocking(venv).await.expect("venv task");
-        let port = crate::mcp::free_port();
+        let port = crate::process::free_port();
         let keys: serde_json::Map<String, Value> = keys
             .iter()
             .map(|k| {
@@ -85,18 +85,7 @@ impl SigV4Verifier {
             &keys_arg,
         ];
         let process = Process::start("sigv4-verifier", &venv.python, &args, &[]);
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the SigV4 verifier did not start:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        process.accepting(port, Duration::from_secs(30)).await;
         Self { port, process }
     }
 

@@ -9,6 +9,7 @@
 #[path = "support/runtime_fixtures.rs"]
 mod runtime_fixtures;
 
+use agentry_tests::process::free_port;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,13 +26,6 @@ use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
 
 fn agent(name: &str, env: Option<Value>) -> Value {
     let mut spec = json!({"model": {"id": MODEL}, "systemPrompt": "Be brief.", "replicas": 1});

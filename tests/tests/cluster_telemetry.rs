@@ -21,7 +21,7 @@ async fn each_reconcile_is_a_span_naming_the_agent_and_its_outcome_and_the_logs_
     let ns = TestNamespace::create_with_labels(&client, "agentry-traces", &[RESTRICTED])
         .await
         .expect("namespace");
-    let port = agentry_tests::mcp::free_port().to_string();
+    let port = agentry_tests::process::free_port().to_string();
     let endpoint = receiver.endpoint();
     let op = Process::start(
         "operator",

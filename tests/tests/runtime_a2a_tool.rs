@@ -117,7 +117,7 @@ async fn a_failed_remote_task_is_an_error_result_with_the_agents_reason_in_both_
 
 #[tokio::test]
 async fn an_unreachable_agent_is_reported_in_readyz_and_a_call_is_an_error_result() {
-    let port = agentry_tests::mcp::free_port();
+    let port = agentry_tests::process::free_port();
     let (fake, rt) = start(&format!("http://127.0.0.1:{port}/")).await;
     let ready = readiness(&rt).await;
     assert_eq!(ready["state"], "unreachable", "{ready}");

@@ -60,6 +60,7 @@
 #[path = "bench_operator_cluster/measure.rs"]
 mod measure;
 
+use agentry_tests::process::free_port;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -79,9 +80,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use measure::{
-    children_cpu, cpu_delta, delta, events_of, free_port, object_sizes, operator_metric,
-    operator_watches, own_writes, server_cpu, server_requests, wait_for_deployment_controller,
-    watch_milestones,
+    children_cpu, cpu_delta, delta, events_of, object_sizes, operator_metric, operator_watches,
+    own_writes, server_cpu, server_requests, wait_for_deployment_controller, watch_milestones,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -3,7 +3,7 @@
 //! is dropped (a failing test unwinds through that too); the API server can be stopped and
 //! started again in place, for fault tests.
 
-use std::net::TcpListener;
+use crate::process::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -51,13 +51,6 @@ pub fn binaries() -> PathBuf {
         PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
     })
     .clone()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// A running local control plane.

@@ -226,13 +226,6 @@ pub fn delta(
         .collect()
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// Writes the bench or the operator made but for Events: server-side applies (no controller or
 /// kwok uses them) and Agent creates.
 pub fn own_writes(requests: &BTreeMap<String, u64>) -> u64 {
