@@ -76,7 +76,8 @@ fn stale(binary: &std::path::Path, root: &std::path::Path) -> bool {
     let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return true;
     };
-    let sources = ["crds/src", "operator/src", "agent-runtime/src"]
+    // The whole runtime package: its build script and hot-symbols.txt shape the binary too.
+    let sources = ["crds/src", "operator/src", "agent-runtime"]
         .iter()
         .map(|d| newest(&root.join(d)))
         .max()

@@ -34,6 +34,8 @@ mod bare;
 mod drive;
 #[path = "bench_runtime/kinds.rs"]
 mod kinds;
+#[path = "bench_runtime/layout.rs"]
+mod layout;
 #[path = "bench_runtime/tracing.rs"]
 mod tracing;
 
@@ -342,11 +344,13 @@ async fn setup() -> Setup {
         Function::Returns(serde_json::to_vec(&song).unwrap()),
     )])
     .await;
+    let bin = release_binary("agentry-runtime", "agentry-runtime");
+    layout::report(&bin);
     Setup {
         bedrock,
         tools,
         lambda,
-        bin: release_binary("agentry-runtime", "agentry-runtime"),
+        bin,
         variant: Default::default(),
         redis: Default::default(),
     }
