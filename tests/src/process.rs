@@ -76,21 +76,26 @@ fn stale(binary: &std::path::Path, root: &std::path::Path) -> bool {
     let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return true;
     };
-    // The whole runtime package: its build script and hot-symbols.txt shape the binary too.
-    let sources = ["crds/src", "operator/src", "agent-runtime"]
+    let sources = ["crds/src", "operator/src", "agent-runtime/src"]
         .iter()
         .map(|d| newest(&root.join(d)))
         .max()
         .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-    let manifests = ["Cargo.lock", "Cargo.toml"]
-        .iter()
-        .filter_map(|f| {
-            std::fs::metadata(root.join(f))
-                .and_then(|m| m.modified())
-                .ok()
-        })
-        .max()
-        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    // The runtime's build script and its hot-symbols.txt shape its binary too.
+    let manifests = [
+        "Cargo.lock",
+        "Cargo.toml",
+        "agent-runtime/build.rs",
+        "agent-runtime/hot-symbols.txt",
+    ]
+    .iter()
+    .filter_map(|f| {
+        std::fs::metadata(root.join(f))
+            .and_then(|m| m.modified())
+            .ok()
+    })
+    .max()
+    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
     sources.max(manifests) > built
 }
 
