@@ -19,8 +19,14 @@ use crate::session::{Commit, Loaded, SessionError, SessionId, Sessions, compact,
 pub type Outcome = Result<Result<Summary, BedrockError>, SessionError>;
 
 /// A session whose lease this invocation holds. Dropped without [`Held::run`] finishing (a
-/// client gone), it gives the lease back in the background.
+/// client gone), it gives the lease back in the background. One pointer wide: every request's
+/// future has room for one, stateless or not.
 pub struct Held {
+    s: Box<Lease>,
+}
+
+/// What a [`Held`] holds.
+struct Lease {
     sessions: Sessions,
     id: SessionId,
     loaded: Option<Loaded>,
@@ -45,10 +51,12 @@ pub async fn acquire(
 ) -> Result<Held, SessionError> {
     let loaded = sessions.acquire(&id, invocation_id).await?;
     Ok(Held {
-        sessions: sessions.clone(),
-        id,
-        loaded: Some(loaded),
-        continuing: None,
+        s: Box::new(Lease {
+            sessions: sessions.clone(),
+            id,
+            loaded: Some(loaded),
+            continuing: None,
+        }),
     })
 }
 
@@ -118,33 +126,35 @@ impl Held {
         how: Continue,
     ) -> Self {
         Self {
-            sessions: sessions.clone(),
-            id,
-            loaded: Some(loaded),
-            continuing: Some(how),
+            s: Box::new(Lease {
+                sessions: sessions.clone(),
+                id,
+                loaded: Some(loaded),
+                continuing: Some(how),
+            }),
         }
     }
 
     pub(super) fn how(&self) -> Option<&Continue> {
-        self.continuing.as_ref()
+        self.s.continuing.as_ref()
     }
 
     pub(super) fn sessions(&self) -> &Sessions {
-        &self.sessions
+        &self.s.sessions
     }
 
     pub(super) fn loaded(&self) -> Option<&Loaded> {
-        self.loaded.as_ref()
+        self.s.loaded.as_ref()
     }
 
     /// The loaded session, which the caller now gives back (no release on drop).
     pub(super) fn into_loaded(mut self) -> Option<Loaded> {
-        self.loaded.take()
+        self.s.loaded.take()
     }
 
     /// The session's id.
     pub fn id(&self) -> &SessionId {
-        &self.id
+        &self.s.id
     }
 
     /// Runs `req` after the session's history and commits its new messages (the settled part,
@@ -162,17 +172,18 @@ impl Held {
         events: Option<UnboundedSender<Event>>,
         progress: &Progress,
     ) -> (Outcome, Option<compaction::Report>) {
-        if self.continuing.is_some() {
+        if self.s.continuing.is_some() {
             return super::resume::run(self, rt, req, events, progress).await;
         }
         let Some((lease, state, stored)) = self
+            .s
             .loaded
             .as_ref()
             .map(|l| (l.lease.clone(), l.state.clone(), l.messages.clone()))
         else {
             return (Err(SessionError::LockLost), None);
         };
-        let max_context = self.sessions.options().max_context_tokens;
+        let max_context = self.s.sessions.options().max_context_tokens;
         // Dropped while this runs (a client gone), `self` gives the lease back.
         let work = async {
             let seen = compact::with_summary(state.summary.as_deref(), stored.clone());
@@ -193,7 +204,7 @@ impl Held {
             let history = req.messages.len();
             let compacted = attempt.as_ref().and_then(|a| a.result.as_ref().ok());
             let saver = super::resume::Checkpointer::new(
-                &self.sessions,
+                &self.s.sessions,
                 &lease,
                 state.version,
                 history,
@@ -207,13 +218,13 @@ impl Held {
             let ended = super::resume::converse(rt, req, state, &saver, events, progress).await;
             (attempt, history, ended)
         };
-        let ended = self.sessions.while_held(&lease, work).await;
-        let Some(loaded) = self.loaded.take() else {
+        let ended = self.s.sessions.while_held(&lease, work).await;
+        let Some(loaded) = self.s.loaded.take() else {
             return (Err(SessionError::LockLost), None);
         };
         let (attempt, history, ended) = match ended {
             Err(lost) | Ok((_, _, Err(lost))) => {
-                release(&self.sessions, &loaded).await;
+                release(&self.s.sessions, &loaded).await;
                 return (Err(lost), None);
             }
             Ok((attempt, history, Ok(ended))) => (attempt, history, ended),
@@ -252,7 +263,7 @@ impl Held {
     ) -> (Outcome, bool) {
         let (mut summary, messages) = match ended {
             Err(e) => {
-                release(&self.sessions, loaded).await;
+                release(&self.s.sessions, loaded).await;
                 return (Ok(Err(e)), false);
             }
             Ok(done) => done,
@@ -262,19 +273,19 @@ impl Held {
             summary.usage.add(a.usage);
         }
         if summary.stop_reason == StopReason::ApprovalRequired {
-            return (park(&self.sessions, loaded, summary).await, false);
+            return (park(&self.s.sessions, loaded, summary).await, false);
         }
         let new = messages.get(history..).unwrap_or_default();
         if summary.stop_reason == StopReason::Deadline || trim::settled(new) == 0 {
-            release(&self.sessions, loaded).await;
+            release(&self.s.sessions, loaded).await;
             return (Ok(Ok(summary)), false);
         }
-        let max = self.sessions.options().max_messages;
+        let max = self.s.sessions.options().max_messages;
         let compacted = attempt.and_then(|a| a.result.as_ref().ok()).map(|(c, _)| c);
         let commit = Commit::compacted_turn(loaded, compacted, new, max, crate::session::now_ms())
             .weighing(progress.context_tokens());
-        if let Err(e) = self.sessions.commit(&loaded.lease, &commit).await {
-            release(&self.sessions, loaded).await;
+        if let Err(e) = self.s.sessions.commit(&loaded.lease, &commit).await {
+            release(&self.s.sessions, loaded).await;
             return (Err(e), false);
         }
         (Ok(Ok(summary)), true)
@@ -283,10 +294,10 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let Some(loaded) = self.loaded.take() else {
+        let Some(loaded) = self.s.loaded.take() else {
             return;
         };
-        let sessions = self.sessions.clone();
+        let sessions = self.s.sessions.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move { release(&sessions, &loaded).await });
         }
