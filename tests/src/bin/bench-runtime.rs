@@ -18,11 +18,13 @@
 //! cargo run --release -p agentry-tests --bin bench-runtime -- sessions [0 16 8000 json]
 //!                     # /v1/invoke without and with a session (a local redis-server)
 //! BENCH_ROUNDS=5 BENCH_PROTOCOLS=invoke,a2a cargo run --release -p agentry-tests --bin bench-runtime -- protocols
+//! BENCH_ROUNDS=5 cargo run --release -p agentry-tests --bin bench-runtime -- 1000 256 2048 json
 //!                     # any comparison N times over, alternating the order: medians and the
 //!                     # per-round ratios (CPU time on a shared machine varies by 10 % or more)
 //! BENCH_CALLGRIND=1 cargo run --release -p agentry-tests --bin bench-runtime -- protocols 0 4 2000 json
 //!                     # each runtime under valgrind's callgrind: instructions per invocation
-//!                     # (repeatable to 0.1 % whatever else runs), and their ratios
+//!                     # (repeatable to 0.1 % whatever else runs), and their ratios; with one
+//!                     # scenario (`-- 0 16 2000 json`) the bare loop runs under callgrind too
 //! ```
 
 // A benchmark: when its setup fails, stopping loudly is the right outcome.
@@ -32,10 +34,14 @@
 mod bare;
 #[path = "bench_runtime/drive.rs"]
 mod drive;
+#[path = "bench_runtime/image.rs"]
+mod image;
 #[path = "bench_runtime/kinds.rs"]
 mod kinds;
 #[path = "bench_runtime/layout.rs"]
 mod layout;
+#[path = "bench_runtime/rounds.rs"]
+mod rounds;
 #[path = "bench_runtime/tracing.rs"]
 mod tracing;
 
@@ -175,8 +181,14 @@ impl Setup {
             .unwrap()
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // The image's environment first (what a pod runs), then the benchmark's own.
+        let image = image::env();
+        let own = self.env();
+        let env: Vec<(&str, &str)> = image
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(own.iter().map(|(k, v)| (*k, v.as_str())))
+            .collect();
         let mut args = vec![
             "--config",
             path.to_str().unwrap(),
@@ -245,13 +257,32 @@ impl Setup {
     /// The scenario as a bare SDK loop in its own process.
     async fn run_bare(&self, s: &Scenario) -> Side {
         let me = std::env::current_exe().expect("own path");
-        let child = std::process::Command::new(me)
-            .args([
-                "--bare".to_string(),
-                self.bedrock.url(),
-                self.tools.url("/top_song"),
-                s.arg(),
-            ])
+        let mut args = vec![
+            "--bare".to_string(),
+            self.bedrock.url(),
+            self.tools.url("/top_song"),
+            s.arg(),
+        ];
+        // BENCH_CALLGRIND=1: the bare loop under callgrind too, for instructions per invocation.
+        let program = if std::env::var_os("BENCH_CALLGRIND").is_some() {
+            let out = format!(
+                "--callgrind-out-file={}.%p",
+                drive::callgrind_out().display()
+            );
+            args.splice(
+                0..0,
+                [
+                    "--tool=callgrind".to_string(),
+                    out,
+                    me.display().to_string(),
+                ],
+            );
+            std::path::PathBuf::from("valgrind")
+        } else {
+            me
+        };
+        let child = std::process::Command::new(program)
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("bare loop");
@@ -325,12 +356,42 @@ async fn main() {
     let (lo, med, hi) = start_to_ready(&setup).await;
     println!("start to ready: median {med:.1} ms (min {lo:.1}, max {hi:.1})");
     println!("{}", drive::HEADER);
+    let rounds = rounds::count();
     for s in &scenarios {
-        let runtime = setup.run_runtime(s, Kind::Http, Protocol::Invoke).await;
-        let bare = setup.run_bare(s).await;
-        println!("{}", drive::row(s, "agentry-runtime", &runtime));
-        println!("{}", drive::row(s, "bare SDK loop", &bare));
-        println!("{}", drive::compare(&runtime, &bare));
+        let (mut runtimes, mut bares) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Every other round the bare loop goes first, so a drift of the machine falls on
+            // both sides alike.
+            let (runtime, bare) = if round % 2 == 0 {
+                let runtime = setup.run_runtime(s, Kind::Http, Protocol::Invoke).await;
+                (runtime, setup.run_bare(s).await)
+            } else {
+                let bare = setup.run_bare(s).await;
+                (
+                    setup.run_runtime(s, Kind::Http, Protocol::Invoke).await,
+                    bare,
+                )
+            };
+            println!("{}", drive::row(s, "agentry-runtime", &runtime));
+            println!("{}", drive::row(s, "bare SDK loop", &bare));
+            println!("{}", drive::compare(&runtime, &bare));
+            if let (Some(r), Some(b)) = (
+                runtime.instructions_per_invocation,
+                bare.instructions_per_invocation,
+            ) {
+                println!(
+                    "|  |  |  | instructions per invocation (callgrind): runtime {r:.0}, bare {b:.0}, {:.2}x | | | | | | | | |",
+                    r / b
+                );
+            }
+            runtimes.push(runtime);
+            bares.push(bare);
+        }
+        if rounds > 1 {
+            for line in rounds::summary(s, &runtimes, &bares) {
+                println!("{line}");
+            }
+        }
     }
 }
 
@@ -366,11 +427,7 @@ async fn compare(setup: &Setup, s: &Scenario, variants: &[(&str, Kind, Protocol)
     let chosen: Vec<_> = variants.iter().filter(|v| chosen(v.0)).collect();
     // BENCH_ROUNDS=N runs the variants N times, every other round in reverse order, so a drift
     // of the machine (or the first run's warm-up) falls on each alike; the medians follow.
-    let rounds = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, 20);
+    let rounds = rounds::count();
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); chosen.len()];
     let mut baseline = None;
     for round in 0..rounds {
@@ -411,16 +468,7 @@ async fn compare(setup: &Setup, s: &Scenario, variants: &[(&str, Kind, Protocol)
         }
     }
     if rounds > 1 {
-        let median = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            let m = v.len() / 2;
-            if v.len().is_multiple_of(2) {
-                f64::midpoint(v[m - 1], v[m])
-            } else {
-                v[m]
-            }
-        };
+        let median = |v: &[f64]| rounds::median(v.iter().copied());
         let base = median(&cpu[0]);
         for (i, (name, _, _)) in chosen.iter().enumerate() {
             // Each round's ratio to the first variant's run of the same round.

@@ -9,7 +9,7 @@ use aws_sdk_bedrockruntime::types::{
 };
 use aws_smithy_types::Document;
 
-use super::drive::{Scenario, Side, run_loops};
+use super::drive::{Scenario, Side, callgrind_control, instructions, run_loops};
 use agentry_tests::process::{cpu_seconds, proc_status_kb};
 
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
@@ -175,9 +175,17 @@ pub async fn run(bedrock_url: String, tool_url: String, s: &Scenario) -> Side {
         )
     };
     let me = std::process::id();
+    // Under callgrind (BENCH_CALLGRIND=1), as the runtime: only the measured invocations count.
+    let callgrind = std::env::var_os("BENCH_CALLGRIND").is_some();
+    if callgrind {
+        callgrind_control("-z", me);
+    }
     let cpu0 = cpu_seconds(me);
     let (latencies, errors, elapsed) = run_loops(s.in_flight, s.invocations, one).await;
     let cpu = cpu_seconds(me) - cpu0;
+    if callgrind {
+        callgrind_control("-d", me);
+    }
     if std::env::var_os("BENCH_METRICS").is_some() {
         eprintln!(
             "bare threads at the end: {}; VmRSS {} kB, RssAnon {} kB, RssFile {} kB",
@@ -187,11 +195,15 @@ pub async fn run(bedrock_url: String, tool_url: String, s: &Scenario) -> Side {
             proc_status_kb(me, "RssFile:")
         );
     }
-    Side::from_run(
+    let mut side = Side::from_run(
         latencies,
         errors,
         elapsed,
         cpu,
         proc_status_kb(me, "VmHWM:"),
-    )
+    );
+    if callgrind {
+        side.instructions_per_invocation = Some(instructions(me, side.invocations));
+    }
+    side
 }

@@ -353,16 +353,21 @@ pub async fn runtime(url: &str, pid: u32, agent: &str, protocol: Protocol, s: &S
         );
     }
     if callgrind {
-        let dump = format!("{}.{pid}.1", callgrind_out().display());
-        let text = std::fs::read_to_string(&dump).unwrap_or_else(|e| panic!("{dump}: {e}"));
-        let total: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("totals: "))
-            .and_then(|t| t.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{dump} has no totals line"));
-        side.instructions_per_invocation = Some(total / side.invocations.max(1) as f64);
+        side.instructions_per_invocation = Some(instructions(pid, side.invocations));
     }
     side
+}
+
+/// Instructions per invocation in process `pid`'s first callgrind dump (see `callgrind_out`).
+pub fn instructions(pid: u32, invocations: usize) -> f64 {
+    let dump = format!("{}.{pid}.1", callgrind_out().display());
+    let text = std::fs::read_to_string(&dump).unwrap_or_else(|e| panic!("{dump}: {e}"));
+    let total: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("totals: "))
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{dump} has no totals line"));
+    total / invocations.max(1) as f64
 }
 
 /// `agentry_runtime_session_store_requests_total` by operation, per invocation.
@@ -397,7 +402,7 @@ pub fn callgrind_out() -> std::path::PathBuf {
 }
 
 /// Runs `callgrind_control <what> <pid>`, loudly failing.
-fn callgrind_control(what: &str, pid: u32) {
+pub fn callgrind_control(what: &str, pid: u32) {
     let status = std::process::Command::new("callgrind_control")
         .args([what, &pid.to_string()])
         .stdout(std::process::Stdio::null())
