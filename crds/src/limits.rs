@@ -47,8 +47,8 @@ pub struct Limits {
 
     /// Most invocations one runtime pod serves at once (1 to 10000); further requests get HTTP
     /// 429. Default 128, which a pod with the default resources (100m CPU, 64Mi requested) holds
-    /// in about 27 MB. Raise it together with `resources`: each further invocation in flight
-    /// takes about 80 KB and, at 1 s per model call, 0.4 millicores.
+    /// in about 21 MB. Raise it together with `resources`: each further invocation in flight
+    /// takes about 65 KB and, at 1 s per model call, 0.2 to 0.5 millicores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_concurrent_invocations: Option<i32>,

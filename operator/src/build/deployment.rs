@@ -66,7 +66,7 @@ fn quantity(q: &str) -> Quantity {
 
 /// Requests and limits when neither the Agent nor the chart (`runtimeResources`) sets any. Set
 /// from `bench-runtime`: a pod holding the default `maxConcurrentInvocations` (128) in flight
-/// uses about 27 MB and, at 1 s per model call, 0.05 CPU; the memory limit leaves room for
+/// uses about 21 MB and, at 1 s per model call, 0.03 to 0.06 CPU; the memory limit leaves room for
 /// large conversations and replies.
 pub fn default_resources() -> ResourceRequirements {
     ResourceRequirements {

@@ -34,4 +34,13 @@ mod tests {
         let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(got, pairs);
     }
+
+    #[test]
+    fn the_runtime_image_sets_one_malloc_arena() {
+        assert!(
+            env().contains(&("MALLOC_ARENA_MAX".to_string(), "1".to_string())),
+            "{:?}",
+            env()
+        );
+    }
 }
