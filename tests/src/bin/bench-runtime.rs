@@ -132,6 +132,8 @@ struct Setup {
     variant: std::sync::Mutex<tracing::Variant>,
     /// The session store, once the sessions comparison started one.
     redis: std::sync::OnceLock<agentry_tests::redis::RedisServer>,
+    /// The runtime image's environment, given to every runtime started.
+    image_env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -184,9 +186,9 @@ impl Setup {
             .port();
         let listen = format!("127.0.0.1:{port}");
         // The image's environment first (what a pod runs), then the benchmark's own.
-        let image = image::env();
         let own = self.env();
-        let env: Vec<(&str, &str)> = image
+        let env: Vec<(&str, &str)> = self
+            .image_env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain(own.iter().map(|(k, v)| (*k, v.as_str())))
@@ -203,10 +205,7 @@ impl Setup {
         // tool (its CPU and memory figures are then the tool's). BENCH_CALLGRIND=1 runs it
         // under callgrind and reports instructions per invocation.
         let prefix = if std::env::var_os("BENCH_CALLGRIND").is_some() {
-            format!(
-                "valgrind --tool=callgrind --callgrind-out-file={}.%p",
-                drive::callgrind_out().display()
-            )
+            drive::callgrind_command().join(" ")
         } else {
             std::env::var("BENCH_RUNTIME_PREFIX").unwrap_or_default()
         };
@@ -267,19 +266,11 @@ impl Setup {
         ];
         // BENCH_CALLGRIND=1: the bare loop under callgrind too, for instructions per invocation.
         let program = if std::env::var_os("BENCH_CALLGRIND").is_some() {
-            let out = format!(
-                "--callgrind-out-file={}.%p",
-                drive::callgrind_out().display()
-            );
-            args.splice(
-                0..0,
-                [
-                    "--tool=callgrind".to_string(),
-                    out,
-                    me.display().to_string(),
-                ],
-            );
-            std::path::PathBuf::from("valgrind")
+            let mut command = drive::callgrind_command();
+            let program = command.remove(0);
+            command.push(me.display().to_string());
+            args.splice(0..0, command);
+            std::path::PathBuf::from(program)
         } else {
             me
         };
@@ -416,5 +407,6 @@ async fn setup() -> Setup {
         bin,
         variant: Default::default(),
         redis: Default::default(),
+        image_env: image::env(),
     }
 }

@@ -401,6 +401,15 @@ pub fn callgrind_out() -> std::path::PathBuf {
     std::env::temp_dir().join("agentry-bench-callgrind")
 }
 
+/// The command a process runs under for `BENCH_CALLGRIND=1`, writing to `callgrind_out`.
+pub fn callgrind_command() -> Vec<String> {
+    vec![
+        "valgrind".into(),
+        "--tool=callgrind".into(),
+        format!("--callgrind-out-file={}.%p", callgrind_out().display()),
+    ]
+}
+
 /// Runs `callgrind_control <what> <pid>`, loudly failing.
 pub fn callgrind_control(what: &str, pid: u32) {
     let status = std::process::Command::new("callgrind_control")
